@@ -1,0 +1,114 @@
+"""The LightningDataModule: catalogue -> plain file lists -> workers decode -> device transforms."""
+
+import hashlib
+import json
+import logging
+import os
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from colorization.data.decode import MAX_PIXELS, ImageFiles, collate
+from colorization.transforms import ab_to_bins, bin_counts, prepare_batch, rgb_to_lab
+
+log = logging.getLogger(__name__)
+
+
+class ColorizationDataModule(L.LightningDataModule):
+    def __init__(self, source: str = "sample", dir: str | None = None, dataset_name: str | None = None,
+                 coco_splits=("train2017", "val2017"), max_samples: int | None = None,
+                 gray_threshold: float = 5.0, max_gray_fraction: float = 0.7, split_fractions: dict | None = None,
+                 image_size: int = 256, resize: str = "crop", max_pixels: int = MAX_PIXELS,
+                 batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int = 2,
+                 hints=None, n_bins: int = 32, ab_range=(-128.0, 128.0), seed: int = 0,
+                 cache_dir: str = ".cache/colorization"):
+        super().__init__()
+        self.save_hyperparameters(ignore=["hints"], logger=False)
+        self.hints = hints
+        self.files: dict[str, list[str]] = {}
+        self.reported: set[str] = set()
+
+    # -- main process, once: the catalogue and the class statistics ------------------------------------
+    @property
+    def _files_json(self) -> str:
+        h = self.hparams
+        key = json.dumps([h.source, os.path.abspath(h.dir) if h.dir else None, h.dataset_name, list(h.coco_splits),
+                          h.max_samples, h.gray_threshold, h.max_gray_fraction, h.split_fractions, h.seed])
+        return os.path.join(h.cache_dir, f"files-{hashlib.sha1(key.encode()).hexdigest()[:12]}.json")
+
+    def prepare_data(self):
+        from colorization.data import catalogue  # FiftyOne is imported only where the catalogue is built
+
+        h = self.hparams
+        dataset = catalogue.build_catalogue(h.source, h.dir, h.dataset_name, h.coco_splits, h.max_samples,
+                                            h.gray_threshold, h.split_fractions, h.seed)
+        files = catalogue.split_files(dataset, h.max_gray_fraction)
+        errors = catalogue.decode_errors(dataset)
+        for message in errors.values():
+            log.warning("skipped: %s", message)
+        log.info("catalogue %s: %s; %d undecodable", dataset.name,
+                 ", ".join(f"{k} {len(v)}" for k, v in files.items()), len(errors))
+        os.makedirs(h.cache_dir, exist_ok=True)
+        with open(self._files_json, "w") as f:
+            json.dump({"dataset": dataset.name, "files": files, "decode_errors": errors}, f)
+        self.bin_counts()  # computed here, once, so every DDP rank then reads the cache
+
+    def setup(self, stage: str | None = None):
+        with open(self._files_json) as f:
+            self.files = json.load(f)["files"]
+        if stage == "fit" and not self.files["train"]:
+            raise ValueError(f"data: no training photos left after the gray filter ({self._files_json})")
+
+    # -- loaders ------------------------------------------------------------------------------------------
+    def _loader(self, split: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:
+        h = self.hparams
+        dataset = ImageFiles(self.files[split], h.image_size, h.resize, h.max_pixels)
+        return DataLoader(dataset, batch_size=batch_size or h.eval_batch_size or h.batch_size, shuffle=shuffle,
+                          num_workers=h.num_workers, collate_fn=collate, persistent_workers=h.num_workers > 0,
+                          pin_memory=torch.cuda.is_available(), drop_last=False)
+
+    def train_dataloader(self):
+        return self._loader("train", shuffle=True, batch_size=self.hparams.batch_size)
+
+    def val_dataloader(self):
+        return self._loader("val")
+
+    def test_dataloader(self):
+        return self._loader("test")
+
+    def predict_dataloader(self):
+        return self._loader("test")
+
+    # -- on the device, batched ---------------------------------------------------------------------------
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        for message in batch.pop("errors", []):
+            if message not in self.reported:
+                self.reported.add(message)
+                log.warning("skipped: %s", message)
+        training = self.trainer is not None and self.trainer.training
+        seeds = None if training else batch["index"] + 1_000_003 * self.hparams.seed
+        batch.update(prepare_batch(batch["rgb"], self.hints, self.hparams.n_bins, tuple(self.hparams.ab_range),
+                                   seeds))
+        return batch
+
+    # -- rebalancing statistics over the train split (never val or test) ---------------------------------
+    def bin_counts(self) -> torch.Tensor:
+        """(2, n_bins) counts of a and b bins over the train split, cached on disk."""
+        h = self.hparams
+        with open(self._files_json) as f:
+            train = json.load(f)["files"]["train"]
+        key = json.dumps([train, h.image_size, h.resize, h.n_bins, list(h.ab_range)])
+        path = os.path.join(h.cache_dir, f"bin-counts-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt")
+        if os.path.exists(path):
+            return torch.load(path, weights_only=True)
+        counts = torch.zeros(2, h.n_bins, dtype=torch.float64)
+        loader = DataLoader(ImageFiles(train, h.image_size, h.resize, h.max_pixels), batch_size=h.batch_size,
+                            num_workers=h.num_workers, collate_fn=collate)
+        for batch in tqdm(loader, desc="bin counts (train split)"):
+            if len(batch["rgb"]):
+                ab = rgb_to_lab(batch["rgb"])[:, 1:]
+                counts += bin_counts(ab_to_bins(ab, h.n_bins, *h.ab_range), h.n_bins)
+        torch.save(counts, path)
+        return counts

@@ -1,0 +1,117 @@
+"""The system: the only place that knows networks, transforms, the loss, metrics and optimisation."""
+
+import lightning as L
+import torch
+from torchmetrics import MeanMetric
+from torchmetrics.functional.image import peak_signal_noise_ratio
+
+from colorization.models import build_backbone
+from colorization.transforms import class_weights, colourfulness, decode_logits, make_input, merge_l_ab
+
+STAGES = ("train", "val", "test")
+METRICS = ("loss", "acc", "acc_unhinted", "psnr", "colourfulness_pred", "colourfulness_true")
+
+
+class CheckpointError(ValueError):
+    """A file that is not a checkpoint of this project, or one that does not fit the asked-for model."""
+
+
+class ColorizationSystem(L.LightningModule):
+    def __init__(self, net: dict, n_bins: int = 32, ab_range=(-128.0, 128.0), lambda_patch: float = 1.0,
+                 uniform_mix: float = 0.0, decode: str = "annealed_mean", temperature: float = 0.38,
+                 optimizer=None, scheduler=None):
+        super().__init__()
+        # Plain containers only, so checkpoints load with torch.load(weights_only=True).
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.net = build_backbone(**net, in_channels=4, n_bins=n_bins)
+        self.register_buffer("class_weights", torch.ones(2, n_bins))
+        self.metrics = torch.nn.ModuleDict(
+            {f"{stage}_{name}": MeanMetric() for stage in STAGES for name in METRICS})
+
+    def setup(self, stage: str):
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if stage == "fit" and datamodule is not None:  # statistics of the train split, never val or test
+            counts = datamodule.bin_counts().to(self.class_weights.device)
+            self.class_weights.copy_(class_weights(counts, self.hparams.uniform_mix))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def decode(self, logits: torch.Tensor) -> torch.Tensor:
+        return decode_logits(logits, self.hparams.decode, self.hparams.temperature, *self.hparams.ab_range)
+
+    @torch.no_grad()
+    def colorize(self, L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The evaluation call shape shared with the baselines: (L, hint_ab, mask) -> ab."""
+        return self.decode(self(make_input(L, hint_ab, mask)))
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Class-rebalanced cross-entropy over a and b, plus lambda_patch x cross-entropy on hinted pixels."""
+        nll = -logits.float().log_softmax(dim=2).gather(2, target.unsqueeze(2)).squeeze(2)  # (B, 2, H, W)
+        weights = self.class_weights[torch.arange(2, device=target.device).view(1, 2, 1, 1), target]
+        rebalanced = (weights * nll).sum() / weights.sum()
+        hinted = mask.expand_as(nll)
+        hint_term = (nll * hinted).sum() / hinted.sum().clamp_min(1.0)
+        return rebalanced + self.hparams.lambda_patch * hint_term
+
+    def _step(self, batch: dict, stage: str) -> torch.Tensor | None:
+        if not len(batch["rgb"]):  # every file of this batch failed to decode (reported by the data module)
+            return None
+        logits = self(batch["input"])
+        loss = self.loss(logits, batch["target"], batch["mask"])
+        correct = (logits.argmax(dim=2) == batch["target"]).float()
+        unhinted = 1.0 - batch["mask"].expand_as(correct)
+        values = {"loss": loss.detach(), "acc": correct.mean(),
+                  "acc_unhinted": (correct * unhinted).sum() / unhinted.sum().clamp_min(1.0)}
+        if stage != "train":  # colour metrics need decoding and RGB, not worth it on every training step
+            pred_rgb = merge_l_ab(batch["L"], self.decode(logits))
+            true_rgb = batch["rgb"].float() / 255.0
+            values["psnr"] = peak_signal_noise_ratio(pred_rgb, true_rgb, data_range=1.0, reduction="none",
+                                                     dim=(1, 2, 3)).mean()
+            values["colourfulness_pred"] = colourfulness(pred_rgb).mean()
+            values["colourfulness_true"] = colourfulness(true_rgb).mean()
+            batch["pred_ab"] = self.decode(logits)
+        size = len(batch["rgb"])
+        for name, value in values.items():
+            metric = self.metrics[f"{stage}_{name}"]
+            metric.update(value, size)
+            self.log(f"{stage}/{name}", metric, on_step=stage == "train" and name in ("loss", "acc"),
+                     on_epoch=True, prog_bar=name in ("loss", "acc"), batch_size=size)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
+                                                         "interval": "epoch"}}
+
+
+def load_system(path: str, map_location="cpu") -> ColorizationSystem:
+    """A trained system from a checkpoint, loaded with weights_only=True; a clear error for foreign files."""
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except Exception as error:  # unpickling refused, truncated file, not a torch file at all
+        raise CheckpointError(f"{path}: not a colorization checkpoint ({type(error).__name__})") from None
+    hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
+    if "net" not in hparams or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path}: not a colorization checkpoint (no network hyper-parameters)")
+    system = ColorizationSystem(**hparams)
+    try:
+        system.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: weights do not fit {hparams['net']} with {hparams['n_bins']} bins: "
+                              f"{str(error).splitlines()[0]}") from None
+    return system.eval()

@@ -1,0 +1,66 @@
+"""a/b quantisation into `n` bins per channel, decoding back to ab, and the rebalancing class weights."""
+
+import torch
+
+
+def ab_to_bins(ab: torch.Tensor, n: int, low: float = -128.0, high: float = 128.0) -> torch.Tensor:
+    """ab (B, 2, H, W) -> bin indices (B, 2, H, W) long, each channel in [0, n)."""
+    scaled = (ab - low) * (n / (high - low))
+    return scaled.floor().long().clamp_(0, n - 1)
+
+
+def bin_centers(n: int, low: float = -128.0, high: float = 128.0, device=None) -> torch.Tensor:
+    width = (high - low) / n
+    return low + width * (torch.arange(n, device=device, dtype=torch.float32) + 0.5)
+
+
+def bins_to_ab(bins: torch.Tensor, n: int, low: float = -128.0, high: float = 128.0) -> torch.Tensor:
+    """Bin indices -> the bins' centre values (the inverse of `ab_to_bins` within half a bin)."""
+    return bin_centers(n, low, high, bins.device)[bins]
+
+
+def decode_logits(
+    logits: torch.Tensor,
+    method: str = "annealed_mean",
+    temperature: float = 0.38,
+    low: float = -128.0,
+    high: float = 128.0,
+) -> torch.Tensor:
+    """Logits (B, 2, n, H, W) -> ab (B, 2, H, W).
+
+    argmax: the most likely bin's centre; expectation: the mean under the softmax (desaturates
+    multi-modal pixels); annealed_mean: the mean of the distribution sharpened by `temperature`
+    (Zhang et al. 2016, T = 0.38), between the two.
+    """
+    n = logits.shape[2]
+    if method == "argmax":
+        return bins_to_ab(logits.argmax(dim=2), n, low, high)
+    if method == "expectation":
+        temperature = 1.0
+    elif method != "annealed_mean":
+        raise ValueError(f"decode={method!r}: expected argmax, expectation or annealed_mean")
+    probs = torch.softmax(logits.float() / temperature, dim=2)
+    centers = bin_centers(n, low, high, logits.device).view(1, 1, n, 1, 1)
+    return (probs * centers).sum(dim=2)
+
+
+def bin_counts(bins: torch.Tensor, n: int) -> torch.Tensor:
+    """Bin indices (B, 2, H, W) -> counts (2, n) per channel, float64 so sums over COCO stay exact."""
+    offsets = torch.tensor([0, n], device=bins.device).view(1, 2, 1, 1)
+    counts = torch.bincount((bins + offsets).flatten(), minlength=2 * n)
+    return counts.view(2, n).double()
+
+
+def class_weights(counts: torch.Tensor, uniform_mix: float = 0.0) -> torch.Tensor:
+    """Inverse-frequency weights (2, n) from counts (2, n), normalised so that E_p[w] = 1 per channel.
+
+    `uniform_mix` mixes the empirical distribution with the uniform one before inverting
+    (Zhang et al. 2016 use 0.5; the paper uses plain inverse frequency, 0). Bins that never occur get
+    the weight of a bin seen once, so the weights stay finite.
+    """
+    n = counts.shape[-1]
+    total = counts.sum(dim=-1, keepdim=True).clamp_min(1.0)
+    p = counts.clamp_min(1.0) / total
+    w = 1.0 / ((1.0 - uniform_mix) * p + uniform_mix / n)
+    expected = (p * w).sum(dim=-1, keepdim=True)
+    return (w / expected).float()
