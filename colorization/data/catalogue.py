@@ -14,7 +14,7 @@ import torch
 from fiftyone import ViewField as F
 from tqdm.auto import tqdm
 
-from colorization.data.decode import DecodeError, decode_image
+from colorization.data.decode import MAX_PIXELS, DecodeError, decode_image
 from colorization.transforms.color import rgb_to_lab
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def gray_fraction(rgb: torch.Tensor, threshold: float) -> float:
     return (ab.norm(dim=0) < threshold).float().mean().item()
 
 
-def _store_gray_fractions(dataset, threshold: float, size: int = 128):
+def _store_gray_fractions(dataset, threshold: float, max_pixels: int, size: int = 128):
     """Compute `gray_fraction` once per sample (a decode error is stored instead, and reported)."""
     for field, kind in (("gray_fraction", fo.FloatField), ("decode_error", fo.StringField)):
         if not dataset.has_sample_field(field):
@@ -91,7 +91,7 @@ def _store_gray_fractions(dataset, threshold: float, size: int = 128):
     fractions, errors = [], []
     for path in tqdm(paths, desc="gray fraction", disable=not paths):
         try:
-            fractions.append(gray_fraction(decode_image(path, size), threshold))
+            fractions.append(gray_fraction(decode_image(path, size, max_pixels=max_pixels), threshold))
             errors.append(None)
         except DecodeError as error:
             fractions.append(None)
@@ -120,7 +120,8 @@ def catalogue_name(source: str, directory: str | None, coco_splits, max_samples)
 
 def build_catalogue(source: str, directory: str | None = None, name: str | None = None,
                     coco_splits=("train2017", "val2017"), max_samples: int | None = None,
-                    gray_threshold: float = 5.0, split_fractions: dict | None = None, seed: int = 0):
+                    gray_threshold: float = 5.0, split_fractions: dict | None = None, seed: int = 0,
+                    max_pixels: int = MAX_PIXELS):
     """The persistent FiftyOne dataset for a source, built on the first call and reused after."""
     name = name or catalogue_name(source, directory, coco_splits, max_samples)
     if fo.dataset_exists(name):
@@ -129,14 +130,14 @@ def build_catalogue(source: str, directory: str | None = None, name: str | None 
         log.info("building FiftyOne dataset %s from %s", name, source)
         dataset = _import_source(name, source, directory, list(coco_splits), max_samples)
         dataset.persistent = True
-    _store_gray_fractions(dataset, gray_threshold)
+    _store_gray_fractions(dataset, gray_threshold, max_pixels)
     _tag_splits(dataset, split_fractions or {"train": 0.8, "val": 0.1, "test": 0.1}, seed)
     return dataset
 
 
 def colour_view(dataset, max_gray_fraction: float = 0.7):
     """The paper's filter: drop photos with more than 70% near-gray pixels (and undecodable ones)."""
-    return dataset.match(F("gray_fraction") <= max_gray_fraction)
+    return dataset.exists("gray_fraction").match(F("gray_fraction") <= max_gray_fraction)
 
 
 def split_files(dataset, max_gray_fraction: float = 0.7) -> dict[str, list[str]]:

@@ -43,13 +43,14 @@ class ColorizationDataModule(L.LightningDataModule):
 
         h = self.hparams
         dataset = catalogue.build_catalogue(h.source, h.dir, h.dataset_name, h.coco_splits, h.max_samples,
-                                            h.gray_threshold, h.split_fractions, h.seed)
+                                            h.gray_threshold, h.split_fractions, h.seed, h.max_pixels)
         files = catalogue.split_files(dataset, h.max_gray_fraction)
         errors = catalogue.decode_errors(dataset)
         for message in errors.values():
             log.warning("skipped: %s", message)
-        log.info("catalogue %s: %s; %d undecodable", dataset.name,
-                 ", ".join(f"{k} {len(v)}" for k, v in files.items()), len(errors))
+        log.info("catalogue %s: %d photos, %d undecodable, %d near-gray filtered out; %s", dataset.name,
+                 len(dataset), len(errors), len(dataset) - len(errors) - len(files["all"]),
+                 ", ".join(f"{k} {len(v)}" for k, v in files.items() if k != "all"))
         os.makedirs(h.cache_dir, exist_ok=True)
         with open(self._files_json, "w") as f:
             json.dump({"dataset": dataset.name, "files": files, "decode_errors": errors}, f)

@@ -35,11 +35,12 @@ def _resize(image: Image.Image, size: int, policy: str) -> Image.Image:
     raise ValueError(f"data.resize={policy!r}: expected crop or stretch")
 
 
-def decode_image(path: str, size: int, resize: str = "crop", max_pixels: int = MAX_PIXELS) -> torch.Tensor:
-    """Decode `path` to a (3, size, size) uint8 tensor, or raise DecodeError naming the file and reason.
+def load_rgb(path: str, max_pixels: int = MAX_PIXELS, draft_size: int | None = None) -> Image.Image:
+    """Decode `path` to an 8-bit RGB Pillow image, upright (EXIF), or raise DecodeError naming the file.
 
-    JPEGs are decoded at a reduced scale (Pillow's draft mode: DCT scaling by 1/2, 1/4 or 1/8) that is
-    still at least `size` on each side: most of the decoding work for large photos is skipped.
+    Full resolution unless `draft_size` is given: JPEGs are then decoded at a reduced scale (Pillow's draft
+    mode: DCT scaling by 1/2, 1/4 or 1/8) that is still at least `draft_size` on each side, so most of the
+    decoding work for large photos is skipped.
     """
     try:
         with Image.open(path) as image:
@@ -48,13 +49,18 @@ def decode_image(path: str, size: int, resize: str = "crop", max_pixels: int = M
                 raise DecodeError(f"{path}: {width}x{height} pixels exceeds the limit of {max_pixels}")
             if min(width, height) < MIN_SIDE:
                 raise DecodeError(f"{path}: {width}x{height} is smaller than {MIN_SIDE} px")
-            if image.format == "JPEG" and image.mode in ("RGB", "L"):
-                image.draft(image.mode, (size, size))
-            rgb = _resize(_to_rgb(ImageOps.exif_transpose(image)), size, resize)
+            if draft_size and image.format == "JPEG" and image.mode in ("RGB", "L"):
+                image.draft(image.mode, (draft_size, draft_size))
+            return _to_rgb(ImageOps.exif_transpose(image))
     except DecodeError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise DecodeError(f"{path}: {type(error).__name__}: {error}") from None
+
+
+def decode_image(path: str, size: int, resize: str = "crop", max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+    """Decode `path` to a (3, size, size) uint8 tensor, or raise DecodeError naming the file and reason."""
+    rgb = _resize(load_rgb(path, max_pixels, draft_size=size), size, resize)
     return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)
 
 

@@ -60,7 +60,7 @@ def class_weights(counts: torch.Tensor, uniform_mix: float = 0.0) -> torch.Tenso
     """
     n = counts.shape[-1]
     total = counts.sum(dim=-1, keepdim=True).clamp_min(1.0)
-    p = counts.clamp_min(1.0) / total
-    w = 1.0 / ((1.0 - uniform_mix) * p + uniform_mix / n)
+    p = counts / total
+    w = 1.0 / ((1.0 - uniform_mix) * counts.clamp_min(1.0) / total + uniform_mix / n)
     expected = (p * w).sum(dim=-1, keepdim=True)
     return (w / expected).float()

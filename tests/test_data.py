@@ -1,0 +1,141 @@
+"""The catalogue (a real FiftyOne database in a temporary folder), decoding, and the DataModule."""
+
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorization.data import ColorizationDataModule, DecodeError, decode_image
+from colorization.data import catalogue
+from colorization.transforms import PaperHints
+
+GRAY = {"000000113488.jpg", "000000084533.jpg", "000000205401.jpg", "000000431848.jpg", "000000570448.jpg"}
+
+
+def names(paths):
+    return {p.rsplit("/", 1)[-1] for p in paths}
+
+
+def test_coco_mini_loads_in_coco_format(shared_data):
+    dataset = catalogue.build_catalogue("coco_dir", str(shared_data / "coco-mini"), name="test-coco-mini")
+    assert len(dataset) == 80 + 79  # only the images listed in the instances json files
+    assert dataset.exists("gray_fraction").count() == len(dataset)
+    assert sum(dataset.count_sample_tags().values()) == len(dataset)  # every photo in exactly one split
+    files = catalogue.split_files(dataset)
+    assert not set(files["train"]) & set(files["val"]) and not set(files["val"]) & set(files["test"])
+
+
+def test_gray_filter_drops_the_gray_photos_and_keeps_the_colour_ones(shared_data):
+    dataset = catalogue.build_catalogue("images", str(shared_data / "coco-mini"), name="test-coco-mini-images")
+    kept = names(catalogue.split_files(dataset)["all"])
+    assert len(dataset) == 239
+    assert not GRAY & kept
+    assert len(kept) >= 0.9 * (239 - len(GRAY))
+    assert "000000000790.jpg" in kept  # an ordinary colour photo
+
+
+def test_catalogue_is_reused_without_recomputing(monkeypatch, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in catalogue.sample_photo_paths()[:4]:
+        shutil.copy(path, photos)
+    first = catalogue.build_catalogue("images", str(photos))
+    fractions = first.values("gray_fraction")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(catalogue, "decode_image", fail)
+    second = catalogue.build_catalogue("images", str(photos))
+    assert second.name == first.name and second.values("gray_fraction") == fractions
+    assert second.persistent
+
+
+def write_bad_folder(folder):
+    """Four good photos and every kind of bad or odd file a real photo folder holds."""
+    folder.mkdir()
+    for path in catalogue.sample_photo_paths()[:4]:
+        shutil.copy(path, folder)
+    jpeg = open(catalogue.sample_photo_paths()[3], "rb").read()  # rocket.jpg
+    (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 3])
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.jpg").write_text("not an image")
+    rgb = np.asarray(Image.open(catalogue.sample_photo_paths()[1]).convert("RGB"))
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])).save(folder / "alpha.png")
+    Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(folder / "sixteen_bit.png")
+    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(folder / "one_pixel.png")
+    Image.new("RGB", (3000, 3000), (200, 30, 30)).save(folder / "huge.png")  # over the test's pixel limit
+    Image.fromarray(rgb[..., 1]).save(folder / "gray.png")
+    return {"truncated.jpg", "empty.jpg", "text.jpg", "one_pixel.png", "huge.png"}
+
+
+def test_decode_converts_every_mode(tmp_path):
+    bad = write_bad_folder(tmp_path / "photos")
+    for name in ("alpha.png", "sixteen_bit.png", "cmyk.jpg", "gray.png"):
+        image = decode_image(str(tmp_path / "photos" / name), 64)
+        assert image.shape == (3, 64, 64) and image.dtype == torch.uint8, name
+    sixteen = decode_image(str(tmp_path / "photos" / "sixteen_bit.png"), 64)
+    assert sixteen.float().std() > 10  # scaled to 8 bits, not clipped to white
+    for name in bad:
+        with pytest.raises(DecodeError, match=name):
+            decode_image(str(tmp_path / "photos" / name), 64, max_pixels=4_000_000)
+
+
+def test_bad_files_are_reported_once_and_nothing_else_is_dropped(tmp_path, caplog):
+    bad = write_bad_folder(tmp_path / "photos")
+    dm = ColorizationDataModule(source="images", dir=str(tmp_path / "photos"), image_size=32, batch_size=4,
+                                num_workers=0, hints=PaperHints(), max_pixels=4_000_000,
+                                cache_dir=str(tmp_path / "cache"), max_gray_fraction=1.0)
+    with caplog.at_level(logging.INFO):
+        dm.prepare_data()
+    dm.setup("fit")
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped:")]
+    assert sorted(m.split(":")[1].strip().rsplit("/", 1)[-1] for m in skipped) == sorted(bad)
+    assert any("5 undecodable" in r.getMessage() for r in caplog.records)
+    assert names(dm.files["all"]) == {"astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "alpha.png",
+                                      "sixteen_bit.png", "cmyk.jpg", "gray.png"}
+    batches = list(dm.train_dataloader())
+    assert sum(len(b["rgb"]) for b in batches) == len(dm.files["train"])
+
+
+def test_worker_skips_a_file_that_breaks_after_cataloguing(tmp_path, caplog):
+    dm = ColorizationDataModule(source="sample", image_size=32, batch_size=4, num_workers=0, hints=PaperHints(),
+                                cache_dir=str(tmp_path / "cache"))
+    dm.prepare_data()
+    dm.setup("fit")
+    broken = tmp_path / "gone.jpg"
+    broken.write_text("no longer a photo")
+    dm.files["train"] = [str(broken)] + dm.files["train"][:3]
+    batch = next(iter(dm.train_dataloader()))
+    assert len(batch["rgb"]) == 3 and len(batch["errors"]) == 1
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):  # the same bad file in two epochs
+            dm.on_after_batch_transfer({**batch, "errors": list(batch["errors"])}, 0)
+    assert sum("gone.jpg" in r.getMessage() for r in caplog.records) == 1  # reported once
+
+
+def test_datamodule_shapes_with_two_workers(tmp_path):
+    dm = ColorizationDataModule(source="sample", image_size=64, batch_size=4, num_workers=2, hints=PaperHints(),
+                                cache_dir=str(tmp_path / "cache"), n_bins=16)
+    dm.prepare_data()
+    dm.setup("fit")
+    batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    b = len(batch["rgb"])
+    assert b == 4 and batch["rgb"].dtype == torch.uint8
+    assert batch["input"].shape == (b, 4, 64, 64) and batch["target"].shape == (b, 2, 64, 64)
+    assert batch["target"].max() < 16 and batch["mask"].shape == (b, 1, 64, 64)
+
+
+def test_class_counts_come_from_the_train_split_and_are_cached(tmp_path):
+    dm = ColorizationDataModule(source="sample", image_size=32, batch_size=4, num_workers=0, hints=PaperHints(),
+                                cache_dir=str(tmp_path / "cache"))
+    dm.prepare_data()
+    dm.setup("fit")
+    counts = dm.bin_counts()
+    assert counts.shape == (2, 32) and counts.sum(dim=1).tolist() == [len(dm.files["train"]) * 32 * 32] * 2
+    assert len(list((tmp_path / "cache").glob("bin-counts-*.pt"))) == 1
+    assert torch.equal(dm.bin_counts(), counts)

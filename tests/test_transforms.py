@@ -1,0 +1,126 @@
+"""Colour, hints, bins and class weights: pure tensor functions."""
+
+import numpy as np
+import pytest
+import torch
+from skimage import color as skcolor
+
+from colorization.transforms import (NoHints, PaperHints, PointHints, ab_to_bins, bin_counts, bins_to_ab,
+                                     class_weights, decode_logits, fixed_hints, make_input, prepare_batch,
+                                     rgb_to_lab)
+from colorization.transforms.color import lab_to_rgb
+
+
+def random_ab(b=4, h=64, w=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, 2, h, w, generator=g) * 180 - 90
+
+
+def test_lab_matches_scikit_image_and_round_trips():
+    rgb = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    lab = rgb_to_lab(rgb)
+    expected = skcolor.rgb2lab(rgb.permute(0, 2, 3, 1).numpy().astype(np.float64))
+    np.testing.assert_allclose(lab.permute(0, 2, 3, 1).numpy(), expected, atol=0.05)
+    np.testing.assert_allclose(lab_to_rgb(lab).numpy(), rgb.numpy(), atol=1e-3)
+
+
+def test_uint8_input_is_scaled():
+    rgb = torch.full((1, 3, 4, 4), 255, dtype=torch.uint8)
+    assert rgb_to_lab(rgb)[0, 0].mean().item() == pytest.approx(100.0, abs=0.01)
+
+
+def test_paper_hints_cover_about_half_a_percent_in_3x3_patches():
+    ab = random_ab(b=8, h=256, w=256)
+    hint_ab, mask = PaperHints(fraction=0.005, patch_size=3)(ab)
+    coverage = mask.mean(dim=(1, 2, 3))
+    assert ((coverage > 0.004) & (coverage <= 0.0055)).all(), coverage
+    # every hinted pixel lies in a fully hinted 3x3 square, and carries its true ab
+    eroded = -torch.nn.functional.max_pool2d(-mask, 3, 1, 1)
+    assert torch.nn.functional.max_pool2d(eroded, 3, 1, 1).eq(mask).all()
+    assert torch.equal(hint_ab, ab * mask)
+
+
+def test_no_hints_reveal_nothing():
+    hint_ab, mask = NoHints()(random_ab())
+    assert mask.sum() == 0 and hint_ab.abs().sum() == 0
+
+
+def test_point_hints_fixed_count_fill_patches_with_their_mean():
+    ab = torch.zeros(1, 2, 32, 32)
+    ab[:, 0, :, 16:] = 50.0  # a uniform right half: any patch inside it has mean exactly 50
+    hint_ab, mask = PointHints(n_points=1, min_size=4, max_size=4)(ab, torch.Generator().manual_seed(3))
+    assert mask.sum() == 16  # one 4x4 patch
+    ys, xs = torch.nonzero(mask[0, 0], as_tuple=True)
+    expected = ab[0, 0, ys.min():ys.max() + 1, xs.min():xs.max() + 1].mean()
+    assert torch.allclose(hint_ab[0, 0][mask[0, 0] > 0], expected)
+
+
+def test_point_hints_geometric_count_and_sizes():
+    ab = random_ab(b=64, h=64, w=64)
+    _, mask = PointHints(p=0.125)(ab, torch.Generator().manual_seed(0))
+    hinted = mask.sum(dim=(1, 2, 3))
+    assert (hinted >= 1).all()  # at least one point, each at least 1x1
+    assert hinted.max() <= 64 * 81
+    assert hinted.float().mean() > 20  # mean ~8 points of mean area ~ 31 px
+
+
+def test_fixed_hints_depend_only_on_the_seed():
+    ab = random_ab(b=3)
+    seeds = torch.tensor([7, 8, 9])
+    first = fixed_hints(PaperHints(), ab, seeds)[1]
+    again = fixed_hints(PaperHints(), ab[1:], seeds[1:])[1]  # another batch composition
+    assert torch.equal(first[1:], again)
+    assert not torch.equal(first[0], first[1])
+
+
+def test_bins_round_trip_within_half_a_bin():
+    ab = random_ab()
+    for n in (16, 32, 64):
+        back = bins_to_ab(ab_to_bins(ab, n), n)
+        assert (back - ab).abs().max() <= 256 / n / 2 + 1e-4
+    assert ab_to_bins(torch.tensor([-500.0, 500.0]), 32).tolist() == [0, 31]
+
+
+def test_decode_methods():
+    n = 32
+    target = ab_to_bins(random_ab(b=1, h=8, w=8), n)
+    logits = torch.nn.functional.one_hot(target, n).permute(0, 1, 4, 2, 3).float() * 20
+    exact = bins_to_ab(target, n)
+    for method in ("argmax", "expectation", "annealed_mean"):
+        assert torch.allclose(decode_logits(logits, method), exact, atol=1e-3), method
+    flat = torch.zeros(1, 2, n, 2, 2)  # uniform: the mean is the middle of the range
+    assert decode_logits(flat, "expectation").abs().max() < 1e-4
+    with pytest.raises(ValueError, match="decode"):
+        decode_logits(flat, "median")
+
+
+def test_class_weights_finite_normalised_and_inverse():
+    counts = torch.tensor([[100.0, 10.0, 0.0, 1.0], [50.0, 50.0, 0.0, 0.0]])
+    for mix in (0.0, 0.5):
+        w = class_weights(counts, uniform_mix=mix)
+        assert torch.isfinite(w).all()
+        p = counts / counts.sum(dim=1, keepdim=True)
+        assert torch.allclose((p * w.double()).sum(dim=1), torch.ones(2, dtype=torch.float64), atol=1e-3)
+        assert w[0, 1] > w[0, 0]  # rarer bins weigh more
+    assert class_weights(counts, 0.5)[0].max() < class_weights(counts, 0.0)[0].max()  # the prior smooths
+
+
+def test_bin_counts():
+    bins = torch.tensor([[[[0, 1]], [[3, 3]]]])  # (1, 2, 1, 2)
+    assert bin_counts(bins, 4).tolist() == [[1, 1, 0, 0], [0, 0, 0, 2]]
+
+
+def test_input_has_a_mask_channel_so_zero_colour_hints_are_visible():
+    L = torch.full((1, 1, 4, 4), 50.0)
+    ab = torch.zeros(1, 2, 4, 4)
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., 0, 0] = 1
+    x = make_input(L, ab, mask)
+    assert x.shape == (1, 4, 4, 4) and x[0, 3, 0, 0] == 1 and x[0, 3].sum() == 1
+
+
+def test_prepare_batch_shapes():
+    rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    out = prepare_batch(rgb, PaperHints(), 32, seeds=torch.tensor([0, 1]))
+    assert out["input"].shape == (2, 4, 32, 32) and out["target"].shape == (2, 2, 32, 32)
+    assert out["target"].dtype == torch.long and out["mask"].shape == (2, 1, 32, 32)
