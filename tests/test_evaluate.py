@@ -1,0 +1,141 @@
+"""Evaluation: the protocol (same seeded hints for every method), the metrics, and evaluate.py end to end."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.color import lab2rgb, rgb2lab
+
+from colorization.data import decode_image
+from colorization.data.catalogue import sample_photo_paths
+from colorization.evaluation import (
+    SETTINGS,
+    EvaluationError,
+    evaluate,
+    hint_sampler,
+    image_metrics,
+    nearest_hint,
+    predict,
+)
+from colorization.transforms import rgb_to_lab
+from tests.conftest import ROOT
+
+PHOTOS = sample_photo_paths()[:3]
+
+
+def test_gray_psnr_matches_a_direct_computation():
+    rows = evaluate(None, ["gray"], ["paper"], PHOTOS, image_size=64, progress=False)
+    for row in rows:
+        # Independently: skimage's LAB, the photo's L with a = b = 0, saved as 8-bit RGB.
+        rgb = decode_image(row["image"], 64).permute(1, 2, 0).numpy()
+        lab = rgb2lab(rgb)
+        lab[..., 1:] = 0
+        gray = np.round(lab2rgb(lab) * 255)
+        psnr = 10 * np.log10(255.0**2 / np.mean((gray - rgb) ** 2))
+        assert row["psnr"] == pytest.approx(psnr, abs=0.05)
+    assert len(rows) == len(PHOTOS)
+
+
+def test_metrics_of_the_truth_are_perfect_and_of_gray_are_not():
+    rgb = torch.stack([decode_image(p, 64) for p in PHOTOS])
+    lab = rgb_to_lab(rgb)
+    truth = image_metrics(rgb, lab[:, :1], lab[:, 1:])
+    gray = image_metrics(rgb, lab[:, :1], torch.zeros_like(lab[:, 1:]))
+    assert (truth["psnr"] > 40).all() and (truth["ciede2000"] < 1).all()
+    assert (gray["psnr"] < truth["psnr"] - 10).all() and (gray["ciede2000"] > 3).all()
+    assert (gray["colourfulness"] < 1).all() and (truth["colourfulness"] > 10).all()
+
+
+def test_every_method_sees_the_same_hints_whatever_the_batch_size():
+    def masks(batch_size):
+        out = {}
+        for p in predict(None, ["gray", "nearest", "levin"], ["paper", "points_5"], PHOTOS, image_size=32,
+                         batch_size=batch_size, progress=False):
+            out.setdefault((p.setting, p.method), []).append(p.batch["mask"])
+            if p.method != "gray":  # both propagate: hinted pixels keep their hint exactly
+                hinted = p.batch["mask"].expand_as(p.ab) > 0
+                assert torch.allclose(p.ab[hinted], p.batch["hint_ab"][hinted], atol=1e-4)
+        return {key: torch.cat(value) for key, value in out.items()}
+
+    one, three = masks(1), masks(3)
+    for setting in ("paper", "points_5"):
+        assert torch.equal(one[setting, "gray"], one[setting, "levin"])
+        assert torch.equal(one[setting, "gray"], three[setting, "nearest"])
+    assert one["points_5", "gray"].flatten(1).sum(1).gt(0).all()
+
+
+def test_settings_and_nearest_baseline():
+    assert SETTINGS[0] == "paper" and SETTINGS[1:] == tuple(f"points_{n}" for n in (0, 1, 2, 5, 10, 20, 50, 100,
+                                                                                     200, 500))
+    assert hint_sampler("points_20").n_points == 20
+    with pytest.raises(EvaluationError, match="points_x"):
+        hint_sampler("points_x")
+    L = torch.full((1, 1, 8, 8), 50.0)
+    hint, mask = torch.zeros(1, 2, 8, 8), torch.zeros(1, 1, 8, 8)
+    assert nearest_hint(L, hint, mask).abs().sum() == 0  # no hints: gray
+    hint[0, :, 0, 0], mask[0, :, 0, 0] = torch.tensor([10.0, -20.0]), 1
+    hint[0, :, 7, 7], mask[0, :, 7, 7] = torch.tensor([-5.0, 30.0]), 1
+    out = nearest_hint(L, hint, mask)
+    assert out[0, :, 1, 2].tolist() == [10.0, -20.0] and out[0, :, 6, 5].tolist() == [-5.0, 30.0]
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "evaluate.py", *args], cwd=ROOT, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_evaluate_py_on_cbsd68_writes_every_file_and_the_fiftyone_dataset(shared_data, tiny_checkpoint, tmp_path):
+    out = tmp_path / "eval"
+    result = _run(f"ckpt_path={tiny_checkpoint}", "data=images", f"data.dir={shared_data / 'cbsd68'}",
+                  "data.num_workers=0", "max_images=3", "fiftyone=true", "fiftyone_name=test-eval",
+                  f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert str(out) in result.stdout and "fiftyone app launch test-eval" in result.stdout
+
+    report = json.loads((out / "report.json").read_text())
+    assert list(report) == ["model", "gray", "levin", "nearest"]
+    for method, by_setting in report.items():
+        assert list(by_setting) == list(SETTINGS)
+        for metrics in by_setting.values():
+            assert {"psnr", "ciede2000", "colourfulness"} <= set(metrics)
+            assert ("accuracy" in metrics) == (method == "model")
+            assert 5 < metrics["psnr"] < 60
+    gray = report["gray"]
+    assert gray["paper"]["psnr"] == pytest.approx(gray["points_500"]["psnr"])  # gray ignores the hints
+    assert report["levin"]["points_500"]["psnr"] > gray["points_500"]["psnr"] + 3  # Levin uses them
+
+    with open(out / "per_image.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 * 4 * len(SETTINGS) and len({row["image"] for row in rows}) == 3
+    model_paper = [float(r["psnr"]) for r in rows if r["method"] == "model" and r["setting"] == "paper"]
+    assert np.mean(model_paper) == pytest.approx(report["model"]["paper"]["psnr"], rel=1e-6)
+    summary = (out / "summary.md").read_text()
+    assert "## PSNR" in summary and "| levin |" in summary and "points_500" in summary
+    for png in ("psnr_vs_points.png", "best_worst.png"):
+        with Image.open(out / png) as image:
+            assert image.width > 300 and image.height > 200
+
+    import fiftyone as fo
+
+    dataset = fo.load_dataset("test-eval")
+    assert len(dataset) == len(rows)
+    assert {"photo", "method", "setting", "psnr", "ciede2000", "colourfulness", "accuracy"} <= set(
+        dataset.get_field_schema())
+    worst = dataset.load_saved_view("model-worst-psnr").first()
+    assert worst.method == "model" and worst.psnr == pytest.approx(min(
+        float(r["psnr"]) for r in rows if r["method"] == "model"), abs=1e-4)
+    assert os.path.isfile(worst.filepath) and worst.photo.startswith(str(shared_data))
+
+
+def test_evaluate_py_bad_checkpoint_exits_2_naming_it(tmp_path):
+    bad = tmp_path / "notes.ckpt"
+    bad.write_text("not a checkpoint")
+    result = _run(f"ckpt_path={bad}", "data=sample", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert result.returncode == 2
+    assert str(bad) in result.stderr and len(result.stderr.strip().splitlines()) == 1
