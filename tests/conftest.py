@@ -16,6 +16,9 @@ os.environ.update({
     "WANDB_MODE": "disabled",
     "WANDB_SILENT": "true",
     "COLORIZATION_CACHE": str(TMP / "cache"),
+    # One BLAS/OpenMP thread per process: tests start worker and DDP processes on 2 cores, and
+    # oversubscribed OpenMP threads spin-wait each other (measured here: 10x slower steps).
+    "OMP_NUM_THREADS": "1",
 })
 
 import pytest  # noqa: E402
@@ -29,7 +32,7 @@ register_resolvers()
 FAST = [
     "data=sample", "data.image_size=64", "data.batch_size=4", "data.num_workers=0",
     "model.widths=[8,16,32,64]", "logger=csv", "trainer.max_epochs=1", "trainer.accelerator=cpu",
-    "++trainer.enable_progress_bar=false", "++trainer.enable_model_summary=false",
+    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
 ]
 
 

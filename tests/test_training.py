@@ -1,0 +1,126 @@
+"""The system and train.py: real Lightning trainers on the embedded photos, small."""
+
+import glob
+import os
+
+import lightning as L
+import pytest
+import torch
+
+from colorization.data import ColorizationDataModule
+from colorization.system import CheckpointError, ColorizationSystem, load_system
+from colorization.transforms import PaperHints, class_weights
+from tests.conftest import compose_train
+from train import train
+
+TINY_NET = {"name": "resunet", "widths": [8, 16, 32, 64]}
+
+
+def test_hint_term_raises_the_loss_when_hinted_pixels_are_wrong():
+    target = torch.randint(0, 32, (2, 2, 16, 16))
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[:, :, 4:7, 4:7] = 1
+    right = torch.nn.functional.one_hot(target, 32).permute(0, 1, 4, 2, 3).float() * 5
+    wrong = right.clone()
+    wrong[..., 4:7, 4:7] = right[..., 4:7, 4:7].roll(1, dims=2)  # the hinted pixels predict another bin
+
+    def gap(lambda_patch):
+        system = ColorizationSystem(TINY_NET, lambda_patch=lambda_patch)
+        return (system.loss(wrong, target, mask) - system.loss(right, target, mask)).item()
+
+    assert gap(0.0) > 0
+    assert gap(10.0) > gap(0.0) + 10 * 4.5  # each wrong hinted pixel costs about 5 nats, times lambda
+
+
+@pytest.mark.parametrize("model", ["unet", "resunet", "transunet"])
+def test_fast_dev_run(tmp_path, model):
+    result = train(compose_train(tmp_path, f"model={model}", "trainer.fast_dev_run=true"))
+    assert torch.isfinite(torch.tensor(result["metrics"]["val/loss"])), result["metrics"]
+
+
+def test_bf16_mixed_precision_runs(tmp_path):
+    result = train(compose_train(tmp_path, "trainer.fast_dev_run=true", "trainer.precision=bf16-mixed"))
+    assert torch.isfinite(torch.tensor(result["metrics"]["val/loss"]))
+
+
+class Capture(L.Callback):
+    def __init__(self):
+        self.masks = []
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if not trainer.sanity_checking:
+            self.masks.append(batch["mask"].clone())
+
+
+def test_training_run_checkpoints_panels_and_fixed_val_hints(tmp_path, monkeypatch):
+    capture = Capture()
+    cfg = compose_train(tmp_path, "trainer.max_epochs=2", "test=true")
+    original = L.Trainer.__init__
+
+    def with_capture(self, *args, callbacks=None, **kwargs):
+        original(self, *args, callbacks=[*(callbacks or []), capture], **kwargs)
+
+    monkeypatch.setattr(L.Trainer, "__init__", with_capture)
+    result = train(cfg)
+    assert len(capture.masks) == 2 and capture.masks[0].sum() > 0
+    assert torch.equal(capture.masks[0], capture.masks[1])  # the same validation hints every epoch
+    assert os.path.exists(tmp_path / "checkpoints" / "last.ckpt") and result["best_checkpoint"]
+    assert sorted(os.listdir(tmp_path / "panels")) == ["epoch000.png", "epoch001.png"]
+    assert "test/psnr" in result["metrics"] and "val/acc_unhinted" in result["metrics"]
+
+    checkpoint = torch.load(result["best_checkpoint"], weights_only=True)  # no pickled objects
+    assert checkpoint["hyper_parameters"]["net"]["name"] == "resunet"
+    system = load_system(result["best_checkpoint"])
+    assert not system.training and not torch.equal(system.class_weights, torch.ones(2, 32))
+
+
+def test_resume_from_last_checkpoint_continues_the_step_count(tmp_path):
+    first = compose_train(tmp_path, "trainer.max_epochs=1", "test=false")
+    train(first)
+    steps_per_epoch = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert steps_per_epoch > 0
+    resumed = compose_train(tmp_path, "trainer.max_epochs=2", "test=false", "ckpt_path=last")
+    train(resumed)
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2 * steps_per_epoch
+
+
+def test_ddp_on_two_cpu_processes_runs_and_logs_once(tmp_path):
+    cfg = compose_train(tmp_path, "trainer.strategy=ddp_spawn", "trainer.devices=2", "trainer.max_epochs=1",
+                        "test=false")
+    train(cfg)
+    metrics = glob.glob(str(tmp_path / "csv" / "*" / "metrics.csv"))
+    assert len(metrics) == 1  # only rank 0 writes logs
+    rows = [line for line in open(metrics[0]).read().splitlines()[1:] if line.strip()]
+    assert any("val/acc" in h for h in open(metrics[0]).readline().split(",")) and rows
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+
+
+def test_overfitting_one_batch_reaches_high_accuracy(tmp_path):
+    """The real batch, input encoding, network and rebalanced loss can fit one batch: the pipeline learns."""
+    dm = ColorizationDataModule(source="sample", image_size=32, batch_size=2, num_workers=0, hints=PaperHints(),
+                                cache_dir=str(tmp_path))
+    dm.prepare_data()
+    dm.setup("fit")
+    batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    system = ColorizationSystem({"name": "resunet", "widths": [16, 32, 64, 128]})
+    system.class_weights.copy_(class_weights(dm.bin_counts()))
+    optimizer = torch.optim.Adam(system.parameters(), lr=3e-3)
+    for _ in range(220):
+        optimizer.zero_grad()
+        system.loss(system(batch["input"]), batch["target"], batch["mask"]).backward()
+        optimizer.step()
+    accuracy = (system(batch["input"]).argmax(dim=2) == batch["target"]).float().mean()
+    assert accuracy >= 0.9, accuracy
+
+
+def test_checkpoint_errors_are_clear(tmp_path, tiny_checkpoint):
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.ckpt: not a colorization checkpoint"):
+        load_system(str(tmp_path / "junk.ckpt"))
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_system(str(tmp_path / "missing.ckpt"))
+    checkpoint = torch.load(tiny_checkpoint, weights_only=True)
+    checkpoint["hyper_parameters"]["n_bins"] = 16  # another bin count than the weights were trained with
+    torch.save(checkpoint, tmp_path / "other-bins.ckpt")
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_system(str(tmp_path / "other-bins.ckpt"))
