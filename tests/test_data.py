@@ -28,6 +28,23 @@ def test_coco_mini_loads_in_coco_format(shared_data):
     assert not set(files["train"]) & set(files["val"]) and not set(files["val"]) & set(files["test"])
 
 
+def test_coco_zoo_source_finds_coco_already_on_disk(shared_data, tmp_path):
+    """The real zoo code path (data=coco) against a local copy laid out as the zoo leaves it: no download."""
+    import json
+
+    zoo = tmp_path / "zoo" / "coco-2017"
+    (zoo / "raw").mkdir(parents=True)
+    (zoo / "validation" / "data").mkdir(parents=True)
+    labels = shared_data / "coco-mini" / "annotations" / "instances_val2017.json"
+    (zoo / "raw" / labels.name).symlink_to(labels)
+    for image in json.loads(labels.read_text())["images"]:
+        (zoo / "validation" / "data" / image["file_name"]).symlink_to(shared_data / "coco-mini" / "val2017" /
+                                                                      image["file_name"])
+    dataset = catalogue.build_catalogue("coco", str(tmp_path / "zoo"), coco_splits=["val2017"], max_samples=6)
+    assert len(dataset) == 6 and dataset.exists("gray_fraction").count() == 6
+    assert all(p.startswith(str(zoo / "validation" / "data")) for p in dataset.values("filepath"))
+
+
 def test_gray_filter_drops_the_gray_photos_and_keeps_the_colour_ones(shared_data):
     dataset = catalogue.build_catalogue("images", str(shared_data / "coco-mini"), name="test-coco-mini-images")
     kept = names(catalogue.split_files(dataset)["all"])

@@ -52,12 +52,15 @@ def _import_coco_dir(name, directory, coco_splits, max_samples):
 
 
 def _import_zoo_coco(name, directory, coco_splits, max_samples):
-    import fiftyone.zoo as foz  # downloads COCO 2017 from the internet where it is not yet on disk
+    """COCO 2017 through the FiftyOne zoo: downloads what is not yet under `directory`/coco-2017
+    (images `<split>/data/`, annotations `raw/`), then imports. `max_samples` limits the download too."""
+    import fiftyone.zoo as foz
 
+    if directory:
+        fo.config.dataset_zoo_dir = os.path.abspath(directory)
     zoo_splits = ["validation" if s.startswith("val") else s.replace("2017", "") for s in coco_splits]
     return foz.load_zoo_dataset("coco-2017", splits=zoo_splits, max_samples=max_samples, label_types=[],
-                                dataset_dir=directory, dataset_name=name, shuffle=max_samples is not None,
-                                seed=0)
+                                dataset_name=name, shuffle=max_samples is not None, seed=0)
 
 
 def _import_source(name, source, directory, coco_splits, max_samples):
