@@ -19,12 +19,14 @@ class CheckpointError(ValueError):
 class ColorizationSystem(L.LightningModule):
     def __init__(self, net: dict, n_bins: int = 32, ab_range=(-128.0, 128.0), lambda_patch: float = 1.0,
                  uniform_mix: float = 0.0, decode: str = "annealed_mean", temperature: float = 0.38,
-                 optimizer=None, scheduler=None):
+                 channels_last: bool = True, optimizer=None, scheduler=None):
         super().__init__()
         # Plain containers only, so checkpoints load with torch.load(weights_only=True).
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.net = build_backbone(**net, in_channels=4, n_bins=n_bins)
+        if channels_last:  # NHWC: BatchNorm and convolutions run 2x faster on GPUs (BENCHMARKS.md)
+            self.net = self.net.to(memory_format=torch.channels_last)
         self.register_buffer("class_weights", torch.ones(2, n_bins))
         self.metrics = torch.nn.ModuleDict(
             {f"{stage}_{name}": MeanMetric() for stage in STAGES for name in METRICS})
@@ -36,6 +38,8 @@ class ColorizationSystem(L.LightningModule):
             self.class_weights.copy_(class_weights(counts, self.hparams.uniform_mix))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
     def decode(self, logits: torch.Tensor) -> torch.Tensor:
