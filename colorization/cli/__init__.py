@@ -1,0 +1,1 @@
+"""Console scripts: `colorize` (photos and hint files -> colour photos) and `colorization-app` (the browser app)."""

@@ -1,0 +1,90 @@
+"""Inference figures for `colorize` and the app: ms per re-colorization at the network size (p50, p95) for
+each backbone (untrained, the default widths of conf/model), and the stages of a full-resolution run on a
+synthesized 12-megapixel photo. Usage: python experiments/bench_inference.py [--size 256] [--repeats 20]
+"""
+
+import argparse
+import os
+import tempfile
+import time
+from functools import partial
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from colorization.data.catalogue import sample_photo_paths
+from colorization.inference import Colorizer, Hint, save_image
+from colorization.models import BACKBONES
+from colorization.system import ColorizationSystem
+
+CONF = os.path.join(os.path.dirname(__file__), "..", "conf", "model")
+HINTS = [Hint(100 * i, 80 * i, (200, 60, 30), 25) for i in range(1, 6)]  # five hints, as while editing
+
+
+def colorizer_for(name: str, size: int) -> Colorizer:
+    """An untrained system with the backbone's default configuration (conf/model/NAME.yaml)."""
+    net = OmegaConf.to_container(OmegaConf.load(os.path.join(CONF, f"{name}.yaml")))
+    return Colorizer(ColorizationSystem(net), size)
+
+
+def percentiles_ms(work, repeats: int, warmup: int = 2) -> tuple[float, float]:
+    for _ in range(warmup):
+        work()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def synthesize_photo(folder: str, width: int, height: int) -> str:
+    """A real photo scaled up to width x height, saved as a JPEG like a camera's."""
+    path = os.path.join(folder, f"photo-{width}x{height}.jpg")
+    Image.open(sample_photo_paths()[2]).convert("RGB").resize((width, height), Image.BICUBIC).save(path, quality=90)
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", type=int, default=256, help="network input size")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--width", type=int, default=4000)
+    parser.add_argument("--height", type=int, default=3000)
+    args = parser.parse_args()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # other work on the machine inflates every figure
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load {load}\n")
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = synthesize_photo(folder, args.width, args.height)
+        print(f"## Re-colorization at {args.size} px (forward + decode, 5 hints), ms\n")
+        print("| backbone | parameters | p50 | p95 |\n| --- | ---: | ---: | ---: |")
+        for name in BACKBONES:
+            colorizer = colorizer_for(name, args.size)
+            photo = colorizer.load_photo(sample_photo_paths()[0])
+            p50, p95 = percentiles_ms(partial(colorizer.predict, photo, HINTS), args.repeats)
+            params = sum(p.numel() for p in colorizer.system.parameters())
+            print(f"| {name} | {params / 1e6:.2f} M | {p50:.0f} | {p95:.0f} |")
+
+        colorizer = colorizer_for("resunet", args.size)
+        megapixels = args.width * args.height / 1e6
+        print(f"\n## Full resolution, {args.width}x{args.height} ({megapixels:.0f} MP) JPEG, resunet, ms (p50 of 3)\n")
+        photo = colorizer.load_photo(path)
+        ab = colorizer.predict(photo, HINTS)[0]
+        rgb = colorizer.render(photo.L, ab)
+        stages = {
+            "decode + L (load_photo)": lambda: colorizer.load_photo(path),
+            f"network at {args.size} px (predict)": lambda: colorizer.predict(photo, HINTS),
+            "upsample ab + LAB->RGB (render)": lambda: colorizer.render(photo.L, ab),
+            "write JPEG q95 (save_image)": lambda: save_image(rgb, os.path.join(folder, "out.jpg")),
+            "write PNG (save_image)": lambda: save_image(rgb, os.path.join(folder, "out.png")),
+        }
+        print("| stage | ms |\n| --- | ---: |")
+        for stage, work in stages.items():
+            print(f"| {stage} | {percentiles_ms(work, 3, warmup=0)[0]:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

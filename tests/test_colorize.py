@@ -1,0 +1,158 @@
+"""The `colorize` command and colorization.inference: full resolution, hints in photo pixels, clear errors.
+
+About 30 s on 2 cores after the tiny checkpoint is trained (two subprocess runs of the real command).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorization.cli.colorize import main
+from colorization.data.catalogue import sample_photo_paths
+from colorization.inference import Colorizer, Hint, HintError, hints_json, parse_hints, save_image
+from colorization.transforms import rgb_to_lab
+
+CHELSEA = next(path for path in sample_photo_paths() if path.endswith("chelsea.png"))  # 451 x 300, not square
+
+
+def lab(path) -> torch.Tensor:
+    return rgb_to_lab(torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None])[0]
+
+
+def run_colorize(*args, console_script=False) -> subprocess.CompletedProcess:
+    """The real command in its own process, with the test environment (conftest's FiftyOne/W&B settings):
+    `python -m colorization.cli.colorize`, or the installed `colorize` beside this Python."""
+    script = os.path.join(os.path.dirname(sys.executable), "colorize")
+    command = [script] if console_script else [sys.executable, "-m", "colorization.cli.colorize"]
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, env=dict(os.environ),
+                          timeout=300)
+
+
+def test_colorize_full_resolution_and_hint_pulls_colour(tiny_checkpoint, tmp_path):
+    x, y, red = 225, 150, (255, 0, 0)
+    hints = tmp_path / "hints.json"
+    # A strong hint: a patch a third of the photo wide (the 3-epoch model follows hints only weakly).
+    hints.write_text(json.dumps([{"x": x, "y": y, "color": "#ff0000", "size": 151}]))
+    plain, hinted = tmp_path / "plain.png", tmp_path / "hinted.png"
+    for args in ([], ["--hints", hints]):
+        result = run_colorize(CHELSEA, "--ckpt", tiny_checkpoint, "-o", hinted if args else plain, *args,
+                              console_script=bool(args))
+        assert result.returncode == 0, result.stderr
+    original = lab(CHELSEA)
+    for path in (plain, hinted):
+        assert Image.open(path).size == (451, 300)
+        # Full resolution: the photo's own lightness comes through (not an upsampled 64 px image).
+        assert (lab(path)[0] - original[0]).abs().mean() < 1.0
+    target = rgb_to_lab(torch.tensor(red, dtype=torch.uint8).view(1, 3, 1, 1))[0, 1:, 0, 0]
+    before = (lab(plain)[1:, y, x] - target).norm()
+    after = (lab(hinted)[1:, y, x] - target).norm()
+    assert after < before - 0.25, (before, after)
+
+
+def test_folder_of_gray_and_colour_photos(tiny_checkpoint, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.open(CHELSEA).convert("L").resize((120, 80)).save(photos / "gray.jpg")
+    Image.open(CHELSEA).resize((64, 100)).save(photos / "colour.png")
+    (photos / "notes.txt").write_text("not a photo, not picked up")
+    assert main([str(photos), "--ckpt", tiny_checkpoint, "-o", str(tmp_path / "out")]) == 0
+    assert sorted(os.listdir(tmp_path / "out")) == ["colour.png", "gray.jpg"]
+    assert Image.open(tmp_path / "out" / "gray.jpg").size == (120, 80)
+    assert Image.open(tmp_path / "out" / "colour.png").size == (64, 100)
+
+
+@pytest.fixture
+def bad_inputs(tmp_path):
+    """Files for each kind of bad input."""
+    files = {
+        "broken.png": b"\x89PNG\r\n\x1a\n not really",
+        "outside.json": json.dumps([{"x": 451, "y": 10, "color": "#ff0000"}]),
+        "colour.json": json.dumps([{"x": 1, "y": 1, "color": "reddish"}]),
+        "channel.json": json.dumps([{"x": 1, "y": 1, "color": [255, 0, 300]}]),
+        "syntax.json": "[{\"x\": 1,",
+        "shape.json": json.dumps({"x": 1, "y": 1, "color": "#fff"}),
+        "missing.json": json.dumps([{"x": 1, "color": "#fff"}]),
+        "foreign.ckpt": b"PK not a checkpoint",
+    }
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    torch.save({"state_dict": {}}, tmp_path / "other.ckpt")  # a real torch file, but not one of ours
+    return tmp_path
+
+
+@pytest.mark.parametrize("photo, hints, ckpt, expected", [
+    ("nothere.png", None, None, "nothere.png: no such file"),
+    ("broken.png", None, None, "broken.png: UnidentifiedImageError"),
+    (None, "outside.json", None, "outside.json: hint 1 at (451, 10) is outside the 451x300 image"),
+    (None, "colour.json", None, "colour.json: hint 1: invalid colour 'reddish'"),
+    (None, "channel.json", None, "channel.json: hint 1: invalid colour [255, 0, 300]"),
+    (None, "syntax.json", None, "syntax.json: not a readable JSON hint file"),
+    (None, "shape.json", None, "shape.json: expected a JSON list of hints, got dict"),
+    (None, "missing.json", None, "missing.json: hint 1: missing y"),
+    (None, None, "foreign.ckpt", "foreign.ckpt: not a colorization checkpoint"),
+    (None, None, "other.ckpt", "other.ckpt: not a colorization checkpoint"),
+])
+def test_bad_input_exits_2_with_one_line(photo, hints, ckpt, expected, bad_inputs, tiny_checkpoint, capsys):
+    output = bad_inputs / "out.png"
+    photo = str(bad_inputs / photo) if photo else CHELSEA
+    ckpt = str(bad_inputs / ckpt) if ckpt else tiny_checkpoint
+    args = [photo, "--ckpt", ckpt, "-o", str(output), *(["--hints", str(bad_inputs / hints)] if hints else [])]
+    output.write_bytes(b"an earlier result")
+    assert main(args) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and expected in errors[0], errors
+    assert output.read_bytes() == b"an earlier result"  # nothing already written is lost
+    assert not [name for name in os.listdir(bad_inputs) if name.endswith(".part")]
+
+
+def test_console_script_exit_code(tmp_path):
+    """The installed process itself exits with 2 and a one-line message (no traceback)."""
+    (tmp_path / "x.ckpt").write_text("hello")
+    result = run_colorize(CHELSEA, "--ckpt", tmp_path / "x.ckpt", "-o", tmp_path / "out.png")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"colorize: error: {tmp_path / 'x.ckpt'}: not a colorization"), lines
+
+
+def test_hints_map_onto_the_network_grid(tiny_checkpoint):
+    colorizer = Colorizer.from_checkpoint(tiny_checkpoint)
+    assert colorizer.size == 64  # the checkpoint's training size, not the default 256
+    photo = colorizer.load_photo(CHELSEA)
+    # One photo pixel still hints one grid cell: pixel (450, 299) lies in cell (63, 63).
+    hint_ab, mask = colorizer.hint_grid(photo, [Hint(450, 299, (255, 0, 0))])
+    assert mask.sum() == 1 and mask[0, 0, 63, 63] == 1
+    assert hint_ab[0, 0, 63, 63] > 50  # red: a strongly positive
+    # A 141 px patch centred on x=225 spans x 155..295: cell j's centre (j + 0.5) * 451 / 64 lies in it for j 22..41.
+    _, mask = colorizer.hint_grid(photo, [Hint(225, 150, (0, 0, 255), size=141)])
+    columns = mask[0, 0].amax(dim=0).nonzero().flatten()
+    assert columns.min() == 22 and columns.max() == 41
+
+
+def test_hint_file_format_round_trip():
+    hints = parse_hints([{"x": 3, "y": 4, "color": "#abc"}, {"x": 5.7, "y": 0, "color": [1, 2, 3], "size": 9}])
+    assert hints == [Hint(3, 4, (0xAA, 0xBB, 0xCC), 1), Hint(5, 0, (1, 2, 3), 9)]
+    assert parse_hints(json.loads(hints_json(hints))) == hints
+    with pytest.raises(HintError, match="unknown key colour"):
+        parse_hints([{"x": 1, "y": 1, "color": "#fff", "colour": "#000"}])
+    with pytest.raises(HintError, match="size must be at least 1"):
+        parse_hints([{"x": 1, "y": 1, "color": "#fff", "size": 0}])
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    target = tmp_path / "result.png"
+    target.write_bytes(b"previous")
+
+    def fail_halfway(self, fp, *args, **kwargs):
+        fp.write(b"half a PNG")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", fail_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        save_image(np.zeros((4, 4, 3), np.uint8), str(target))
+    assert target.read_bytes() == b"previous" and os.listdir(tmp_path) == ["result.png"]
