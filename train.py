@@ -35,13 +35,13 @@ def train(cfg: DictConfig) -> dict:
         logger.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True),
                                 "parameters": sum(p.numel() for p in system.net.parameters())})
 
-    ddp_children_run_this_job_only()
-    trainer.fit(system, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg))
-    metrics = {k: v.item() for k, v in trainer.callback_metrics.items()}
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if cfg.test and not trainer.fast_dev_run:
-        trainer.test(system, datamodule=datamodule, ckpt_path=best or None)
-        metrics.update({k: v.item() for k, v in trainer.callback_metrics.items()})
+    with ddp_children_run_this_job_only(trainer):
+        trainer.fit(system, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg))
+        metrics = {k: v.item() for k, v in trainer.callback_metrics.items()}
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if cfg.test and not trainer.fast_dev_run:
+            trainer.test(system, datamodule=datamodule, ckpt_path=best or None)
+            metrics.update({k: v.item() for k, v in trainer.callback_metrics.items()})
     if trainer.is_global_zero:
         print(f"best checkpoint: {best or '(none saved)'}")
     return {"metrics": metrics, "best_checkpoint": best}
