@@ -53,9 +53,9 @@ def run(cfg: DictConfig) -> str:
     about = {"checkpoint": cfg.ckpt_path, "data": f"{cfg.data.source} {cfg.data.dir or ''}".strip(), "split": split,
              "image size": f"{image_size} px ({cfg.data.resize})", "hint seed": cfg.seed, "device": device}
     evaluation.write_report(rows, out_dir, about)
-    if cfg.best_worst.method in cfg.methods:
-        evaluation.best_worst(system, rows, paths, os.path.join(out_dir, "best_worst.png"), **cfg.best_worst,
-                              **options)
+    method = cfg.best_worst.method or ("model" if system else cfg.methods[0])
+    evaluation.best_worst(system, rows, paths, os.path.join(out_dir, "best_worst.png"), method,
+                          cfg.best_worst.setting, cfg.best_worst.k, **options)
     print(open(os.path.join(out_dir, "summary.md")).read())
     if cfg.fiftyone:
         name = cfg.fiftyone_name or f"colorization-eval-{os.path.basename(os.path.normpath(out_dir))}"

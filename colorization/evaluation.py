@@ -210,9 +210,10 @@ def summary_markdown(report: dict, rows: list[dict], about: dict) -> str:
              "## PSNR (dB, 8-bit RGB; higher is better)", "", _table(report, "psnr", 2), "",
              "## Mean CIEDE2000 (lower is better)", "", _table(report, "ciede2000", 2), "",
              f"## Colourfulness (Hasler and Suesstrunk; the photos themselves: {truth:.1f})", "",
-             _table(report, "colourfulness", 1), "",
-             "## Accuracy (exact ab bin of the argmax, a and b pooled; model only)", "",
-             _table(report, "accuracy", 3), ""]
+             _table(report, "colourfulness", 1), ""]
+    if any("accuracy" in metrics for by_setting in report.values() for metrics in by_setting.values()):
+        parts += ["## Accuracy (exact ab bin of the argmax, a and b pooled; model only)", "",
+                  _table(report, "accuracy", 3), ""]
     return "\n".join(parts)
 
 
@@ -272,7 +273,7 @@ def best_worst(system, rows: list[dict], paths: list[str], path: str, method="mo
     ax.set_xticks([size * (i + 0.5) for i in range(3)], ["input + hints", method, "truth"])
     ax.set_title(f"{method}, {setting} hints: best and worst PSNR")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
