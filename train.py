@@ -1,13 +1,20 @@
 """python train.py [model=resunet] [data=coco] [trainer.devices=4] ... -- see conf/train.yaml."""
 
+import glob
 import logging
 import os
+import sys
 
 import hydra
 import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from colorization.checks import ConfigError, check_group_choices, check_train_config, exit_bad_input
 from colorization.hydra_utils import ddp_children_run_this_job_only, register_resolvers
+from colorization.system import CheckpointError
+
+CONF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -18,14 +25,25 @@ def instantiate_all(cfg: DictConfig, key: str) -> list:
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
-    """`ckpt_path=last` resumes from this output dir's last.ckpt (the path Lightning's checkpoint writes)."""
+    """`ckpt_path=last`: this output dir's last.ckpt, else the newest one of this task's earlier runs
+    (a re-run command gets a new output dir). A path must exist."""
     if cfg.ckpt_path == "last":
-        path = os.path.join(cfg.paths.output_dir, "checkpoints", "last.ckpt")
-        return path if os.path.exists(path) else None
+        here = os.path.join(cfg.paths.output_dir, "checkpoints", "last.ckpt")
+        runs = glob.glob(os.path.join(os.path.dirname(os.path.normpath(cfg.paths.output_dir)), "*", "checkpoints",
+                                      "last.ckpt"))
+        found = [here] if os.path.exists(here) else sorted(runs, key=os.path.getmtime)[-1:]
+        if not found:
+            log.warning("ckpt_path=last: no last.ckpt under %s; starting from scratch", cfg.paths.output_dir)
+            return None
+        log.info("resuming from %s", found[0])
+        return found[0]
+    if cfg.ckpt_path and not os.path.isfile(cfg.ckpt_path):
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint")
     return cfg.ckpt_path
 
 
 def train(cfg: DictConfig) -> dict:
+    check_train_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     system = hydra.utils.instantiate(cfg.system, _convert_="all")
@@ -49,7 +67,13 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    result = train(cfg)
+    try:
+        result = train(cfg)
+    except (ConfigError, CheckpointError) as error:
+        exit_bad_input(error)
+    except SIGTERMException:
+        print("received SIGTERM: saved checkpoints/last.ckpt; resume with ckpt_path=last", file=sys.stderr)
+        sys.exit(143)
     if any(logger == "wandb" for logger in (cfg.get("logger") or {})):
         import wandb
 
@@ -58,4 +82,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    try:
+        check_group_choices(sys.argv, CONF_DIR)
+    except ConfigError as error:
+        exit_bad_input(error)
     main()

@@ -41,3 +41,39 @@ class ImagePanel(L.Callback):
         folder = os.path.join(trainer.default_root_dir, "panels")
         os.makedirs(folder, exist_ok=True)
         Image.fromarray(rows).save(os.path.join(folder, f"{name}.png"))
+
+
+class SeedEachEpoch(L.Callback):
+    """Reseed every RNG at each epoch start from (seed, epoch): the shuffle order and training hints of an
+    epoch then depend only on its number, so a run resumed from an epoch's checkpoint repeats exactly what
+    an uninterrupted run does (with trainer.deterministic=true)."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def _seed(self, trainer):
+
+        L.seed_everything(self.seed + 1_000_003 * trainer.current_epoch + trainer.global_rank, workers=True,
+                          verbose=False)
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._seed(trainer)
+
+    def on_train_start(self, trainer, pl_module):
+        self._seed(trainer)  # Lightning skips on_train_epoch_start for the epoch a resumed run starts with
+
+
+class SaveOnSigterm(L.Callback):
+    """A cluster scheduler's SIGTERM: Lightning stops after the current batch; save last.ckpt before exiting,
+    so `ckpt_path=last` resumes from there."""
+
+    def __init__(self, dirpath: str):
+        self.dirpath = dirpath
+        self.saved = None
+
+    def on_exception(self, trainer, pl_module, exception):
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if isinstance(exception, SIGTERMException):
+            self.saved = os.path.join(self.dirpath, "last.ckpt")
+            trainer.save_checkpoint(self.saved)

@@ -2,6 +2,7 @@
 
 from torch import nn
 
+from .blocks import SIZE_MULTIPLE
 from .resunet import ResUNet
 from .transunet import TransUNet
 from .unet import SimpleUNet
@@ -21,4 +22,4 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-__all__ = ["BACKBONES", "ResUNet", "SimpleUNet", "TransUNet", "build_backbone", "count_parameters"]
+__all__ = ["BACKBONES", "SIZE_MULTIPLE", "ResUNet", "SimpleUNet", "TransUNet", "build_backbone", "count_parameters"]

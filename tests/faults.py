@@ -1,0 +1,17 @@
+"""Faults injected into real training processes (used through `+callbacks.fault=...` on the command line)."""
+
+import os
+import signal
+
+import lightning as L
+
+
+class SignalAtStep(L.Callback):
+    """Send this process `signal_name` when training reaches global step `step` (mid-epoch by choice)."""
+
+    def __init__(self, step: int, signal_name: str = "SIGKILL"):
+        self.step, self.signum = step, getattr(signal, signal_name)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)

@@ -1,0 +1,124 @@
+"""Bad configs, faults and unsafe files: each case gets a clear message and loses nothing."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from colorization.checks import ConfigError, check_group_choices, check_train_config
+from colorization.system import CheckpointError, ColorizationSystem, NonFiniteLossError, load_system
+from tests.conftest import FAST, ROOT, compose_train
+from train import train
+
+
+def run_train(*overrides, env=None, timeout=300):
+    return subprocess.run([sys.executable, "train.py", *FAST, *overrides], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["bins.n=1"], "bins.n=1: needs at least 2 bins"),
+    (["data.image_size=100"], "data.image_size=100: the networks need a multiple of 16"),
+    (["data=images"], "data.dir is required with data=images"),
+    (["data=coco_dir", "data.dir=/no/such/folder"], "data.dir=/no/such/folder: no such folder"),
+    (["model.name=vit"], "model.name=vit: choose one of"),
+    (["loss.lambda_patch=-1"], "loss.lambda_patch=-1"),
+    (["decode=median"], "decode=median"),
+])
+def test_config_errors_name_the_option(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        check_train_config(compose_train(tmp_path, *overrides))
+
+
+def test_unknown_group_option_lists_the_choices():
+    with pytest.raises(ConfigError, match="model=foo: no such option; choose one of resunet, transunet, unet"):
+        check_group_choices(["train.py", "model=unet,foo"], str(ROOT / "conf"))
+    check_group_choices(["train.py", "model=unet", "model.widths=[8,16,32,64]", "hints=none"], str(ROOT / "conf"))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model=foo"], "error: model=foo: no such option"),
+    (["data=images"], "error: data.dir is required with data=images"),
+    (["ckpt_path=/no/such.ckpt"], "error: ckpt_path=/no/such.ckpt: no such checkpoint"),
+])
+def test_train_exits_2_with_one_line(tmp_path, overrides, message):
+    result = run_train(*overrides, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(message)
+
+
+def test_unreachable_fiftyone_database_says_which_variable_to_set(tmp_path):
+    uri = "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300&connectTimeoutMS=300"
+    result = run_train(f"hydra.run.dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache",
+                       env={"FIFTYONE_DATABASE_URI": uri})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "cannot reach the FiftyOne database" in result.stderr and "FIFTYONE_DATABASE_URI" in result.stderr
+
+
+def nan_after_first_step(monkeypatch):
+    original = ColorizationSystem.loss
+
+    def loss(self, logits, target, mask):
+        value = original(self, logits, target, mask)
+        return value * float("nan") if self.training and self.global_step == 1 else value
+
+    monkeypatch.setattr(ColorizationSystem, "loss", loss)
+
+
+def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch):
+    nan_after_first_step(monkeypatch)
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss \(nan\) at step 1 \(epoch 0, batch 1\)"):
+        train(compose_train(tmp_path, "test=false"))
+
+
+def test_nonfinite_loss_skip_mode_keeps_the_weights_finite(tmp_path, monkeypatch):
+    nan_after_first_step(monkeypatch)
+    result = train(compose_train(tmp_path, "test=false", "loss.on_nonfinite=skip", "trainer.max_epochs=2"))
+    weights = torch.load(result["best_checkpoint"], weights_only=True)["state_dict"]
+    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+
+
+def final_weights(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
+    common = ["trainer.max_epochs=3", "test=false", "trainer.deterministic=true", "data.num_workers=0"]
+    steady = run_train(*common, f"hydra.run.dir={tmp_path / 'steady'}")
+    assert steady.returncode == 0, steady.stderr[-3000:]
+    # 2 steps per epoch: step 3 is the middle of the second epoch.
+    killed = run_train(*common, f"hydra.run.dir={tmp_path / 'killed'}", "+callbacks.fault._target_=tests.faults.SignalAtStep",
+                       "+callbacks.fault.step=3")
+    assert killed.returncode == -9  # SIGKILL: nothing could be saved at that moment
+    assert torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
+    resumed = run_train(*common, f"hydra.run.dir={tmp_path / 'killed'}", "ckpt_path=last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = final_weights(tmp_path / "steady" / "checkpoints" / "last.ckpt")
+    b = final_weights(tmp_path / "killed" / "checkpoints" / "last.ckpt")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:3]
+
+
+def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
+    result = run_train("trainer.max_epochs=3", "test=false", f"hydra.run.dir={tmp_path}",
+                       "+callbacks.fault._target_=tests.faults.SignalAtStep", "+callbacks.fault.step=3",
+                       "+callbacks.fault.signal_name=SIGTERM")
+    assert result.returncode == 143, result.stderr[-3000:]
+    assert "received SIGTERM: saved checkpoints/last.ckpt" in result.stderr
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 4  # the batch in flight finished, then it stopped
+
+
+def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path, tiny_checkpoint):
+    checkpoint = torch.load(tiny_checkpoint, weights_only=True)
+    checkpoint["hyper_parameters"]["net"] = {"name": "unet", "widths": [8, 16, 32, 64]}
+    torch.save(checkpoint, tmp_path / "other.ckpt")
+    with pytest.raises(CheckpointError, match="other.ckpt: weights do not fit"):
+        load_system(str(tmp_path / "other.ckpt"))
+    pickled = tmp_path / "pickled.ckpt"
+    torch.save({"hyper_parameters": {"net": OmegaConf.create({"name": "unet"})}, "state_dict": {}}, pickled)
+    with pytest.raises(CheckpointError, match="not a colorization checkpoint"):  # refuses pickled objects
+        load_system(str(pickled))
