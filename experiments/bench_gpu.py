@@ -49,10 +49,11 @@ class Throughput(L.Callback):
         self.rate = steps * self.batch_size / (time.perf_counter() - self.start)
 
 
-def pipeline_rate(name, paths, args):
+def pipeline_rate(name, paths, args, channels_last):
     dm = FolderDataModule(paths, image_size=args.size, batch_size=args.batch, num_workers=args.workers,
                           hints=PaperHints())
-    system = ColorizationSystem({"name": name}, optimizer=lambda params: torch.optim.Adam(params, lr=1e-3))
+    system = ColorizationSystem({"name": name}, channels_last=channels_last,
+                                optimizer=lambda params: torch.optim.Adam(params, lr=1e-3))
     meter = Throughput(args.warmup, args.batch)
     trainer = L.Trainer(accelerator="gpu", devices=1, precision="bf16-mixed", max_steps=args.steps, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -62,9 +63,9 @@ def pipeline_rate(name, paths, args):
     return meter.rate, torch.cuda.max_memory_allocated() / 2**30
 
 
-def resident_rate(name, args):
+def resident_rate(name, args, channels_last):
     """The same step on one batch already on the GPU: the ceiling the data path should reach."""
-    system = ColorizationSystem({"name": name}).cuda()
+    system = ColorizationSystem({"name": name}, channels_last=channels_last).cuda()
     optimizer = torch.optim.Adam(system.parameters(), lr=1e-3)
     rgb = torch.randint(0, 256, (args.batch, 3, args.size, args.size), dtype=torch.uint8, device="cuda")
     for step in range(args.steps):
@@ -90,6 +91,7 @@ def main():
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--backbones", default="unet,resunet,transunet")
+    parser.add_argument("--layouts", default="channels_last,nchw")
     parser.add_argument("--out", default="gpu_bench.md")
     args = parser.parse_args()
     photos = sorted(glob.glob(os.path.join(args.dir, "**", "*.jpg"), recursive=True))
@@ -97,13 +99,15 @@ def main():
     torch.backends.cudnn.benchmark = True
     lines = [f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}, {args.workers} workers, "
              f"batch {args.batch}, {args.size} px, bf16-mixed, {len(photos)} COCO JPEGs (640x480) decoded per step",
-             "", "| backbone | Lightning + JPEG workers (img/s) | GPU-resident batch (img/s) | fed ratio | peak GPU mem (GiB) |",
-             "|---|---|---|---|---|"]
+             "", "| backbone | layout | Lightning + JPEG workers (img/s) | GPU-resident batch (img/s) | fed ratio "
+             "| peak GPU mem (GiB) |", "|---|---|---|---|---|---|"]
     for name in args.backbones.split(","):
-        fed, memory = pipeline_rate(name, paths, args)
-        ceiling = resident_rate(name, args)
-        lines.append(f"| {name} | {fed:.0f} | {ceiling:.0f} | {fed / ceiling:.2f} | {memory:.1f} |")
-        print(lines[-1], flush=True)
+        for layout in args.layouts.split(","):
+            channels_last = layout == "channels_last"
+            fed, memory = pipeline_rate(name, paths, args, channels_last)
+            ceiling = resident_rate(name, args, channels_last)
+            lines.append(f"| {name} | {layout} | {fed:.0f} | {ceiling:.0f} | {fed / ceiling:.2f} | {memory:.1f} |")
+            print(lines[-1], flush=True)
     open(args.out, "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
