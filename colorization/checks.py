@@ -3,7 +3,6 @@
 import os
 import sys
 
-from omegaconf import DictConfig, OmegaConf
 
 EXIT_BAD_INPUT = 2
 
@@ -28,7 +27,9 @@ def check_group_choices(argv: list[str], conf_dir: str):
                 raise ConfigError(f"{group}={choice}: no such option; choose one of {', '.join(choices)}")
 
 
-def check_train_config(cfg: DictConfig):
+def check_train_config(cfg):
+    from omegaconf import OmegaConf
+
     from colorization.models import BACKBONES, SIZE_MULTIPLE
 
     if cfg.bins.n < 2:
