@@ -19,10 +19,13 @@ def check_group_choices(argv: list[str], conf_dir: str):
     for arg in argv[1:]:
         group, sep, value = arg.lstrip("+~").partition("=")
         folder = os.path.join(conf_dir, group)
-        if not sep or "." in group or not os.path.isdir(folder) or value in ("", "null"):
+        # hydra/*: plugins add options with no file here (submitit_local, optuna); sweep functions
+        # (choice(...), range(...)): Hydra parses and checks them itself
+        if (not sep or "." in group or group.startswith("hydra/") or "(" in value or not os.path.isdir(folder)
+                or value in ("", "null")):
             continue
         choices = sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml"))
-        for choice in value.split(","):
+        for choice in value.strip("[]").split(","):  # [csv,wandb]: several configs of one group
             if choice not in choices:
                 raise ConfigError(f"{group}={choice}: no such option; choose one of {', '.join(choices)}")
 

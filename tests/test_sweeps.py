@@ -138,3 +138,15 @@ def test_wandb_logger_composes_without_hydra_runtime(tmp_path):
     assert (cfg.logger.wandb.name, cfg.logger.wandb.group, list(cfg.logger.wandb.tags)) == (None, "train", [])
     logger = hydra.utils.instantiate(cfg.logger.wandb, _convert_="all")
     assert logger.save_dir == str(tmp_path)
+
+
+def test_option_check_lets_sweep_syntax_through():
+    """train.py's early check of group options must accept what sweeps use: plugin launchers and sweepers,
+    several configs of one group, sweep functions; and still refuse an unknown option inside a list."""
+    from colorization.checks import ConfigError, check_group_choices
+
+    argv = ["train.py", "hydra/launcher=submitit_local", "hydra/sweeper=optuna", "logger=[csv,wandb]",
+            "model=choice(unet,resunet)", "hints=paper,none", "hparams_search=optuna", "experiment=paper_table1"]
+    check_group_choices(argv, str(ROOT / "conf"))
+    with pytest.raises(ConfigError, match="logger=foo: no such option"):
+        check_group_choices(["train.py", "logger=[csv,foo]"], str(ROOT / "conf"))
