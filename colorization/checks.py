@@ -3,7 +3,6 @@
 import os
 import sys
 
-
 EXIT_BAD_INPUT = 2
 
 

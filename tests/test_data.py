@@ -8,8 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from colorization.data import ColorizationDataModule, DecodeError, decode_image
-from colorization.data import catalogue
+from colorization.data import ColorizationDataModule, DecodeError, catalogue, decode_image
 from colorization.transforms import PaperHints
 
 GRAY = {"000000113488.jpg", "000000084533.jpg", "000000205401.jpg", "000000431848.jpg", "000000570448.jpg"}
@@ -82,7 +81,7 @@ def write_bad_folder(folder):
     (folder / "text.jpg").write_text("not an image")
     rgb = np.asarray(Image.open(catalogue.sample_photo_paths()[1]).convert("RGB"))
     Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])).save(folder / "alpha.png")
-    Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(folder / "sixteen_bit.png")
+    Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(folder / "sixteen_bit.png")
     Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
     Image.new("RGB", (1, 1), (200, 30, 30)).save(folder / "one_pixel.png")
     Image.new("RGB", (3000, 3000), (200, 30, 30)).save(folder / "huge.png")  # over the test's pixel limit

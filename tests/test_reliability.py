@@ -90,8 +90,8 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     steady = run_train(*common, f"hydra.run.dir={tmp_path / 'steady'}")
     assert steady.returncode == 0, steady.stderr[-3000:]
     # 2 steps per epoch: step 3 is the middle of the second epoch.
-    killed = run_train(*common, f"hydra.run.dir={tmp_path / 'killed'}", "+callbacks.fault._target_=tests.faults.SignalAtStep",
-                       "+callbacks.fault.step=3")
+    killed = run_train(*common, f"hydra.run.dir={tmp_path / 'killed'}",
+                       "+callbacks.fault._target_=tests.faults.SignalAtStep", "+callbacks.fault.step=3")
     assert killed.returncode == -9  # SIGKILL: nothing could be saved at that moment
     assert torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
     resumed = run_train(*common, f"hydra.run.dir={tmp_path / 'killed'}", "ckpt_path=last")

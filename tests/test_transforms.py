@@ -5,9 +5,20 @@ import pytest
 import torch
 from skimage import color as skcolor
 
-from colorization.transforms import (NoHints, PaperHints, PointHints, ab_to_bins, bin_counts, bins_to_ab,
-                                     class_weights, decode_logits, fixed_hints, make_input, prepare_batch,
-                                     rgb_to_lab)
+from colorization.transforms import (
+    NoHints,
+    PaperHints,
+    PointHints,
+    ab_to_bins,
+    bin_counts,
+    bins_to_ab,
+    class_weights,
+    decode_logits,
+    fixed_hints,
+    make_input,
+    prepare_batch,
+    rgb_to_lab,
+)
 from colorization.transforms.color import lab_to_rgb
 
 
