@@ -6,6 +6,7 @@ import os
 import lightning as L
 import pytest
 import torch
+import wandb
 
 from colorization.data import ColorizationDataModule
 from colorization.system import CheckpointError, ColorizationSystem, load_system
@@ -124,3 +125,17 @@ def test_checkpoint_errors_are_clear(tmp_path, tiny_checkpoint):
     torch.save(checkpoint, tmp_path / "other-bins.ckpt")
     with pytest.raises(CheckpointError, match="do not fit"):
         load_system(str(tmp_path / "other-bins.ckpt"))
+
+
+@pytest.mark.parametrize("logger", ["tensorboard", "wandb"])
+def test_loggers_receive_metrics_and_the_image_panel(tmp_path, monkeypatch, logger):
+    monkeypatch.setenv("WANDB_MODE", "offline")  # W&B writes its run files locally, never calls the network
+    result = train(compose_train(tmp_path, f"logger={logger}", "test=false"))
+    wandb.finish()
+    assert "val/acc" in result["metrics"]
+    if logger == "tensorboard":
+        assert glob.glob(str(tmp_path / "tensorboard" / "**" / "events.out.tfevents.*"), recursive=True)
+    else:
+        runs = glob.glob(str(tmp_path / "wandb" / "offline-run-*"))
+        assert len(runs) == 1
+        assert glob.glob(os.path.join(runs[0], "files", "media", "images", "val", "panel_*.png"))
