@@ -1,75 +1,116 @@
-"""Data path figures: decode+resize images/s per worker (naive PIL against the project's loader) and the
-device transforms' ms per batch. Usage: python experiments/bench_data.py [--dir PHOTOS] [--size 256]"""
+"""Data path figures: decode+resize images/s per core (a naive PIL loader, the project's decoder and the resize
+cache the data module reads by default) and the device transforms' ms per batch (Kornia's LAB against the
+project's). Part of experiments/bench.py; alone: python experiments/bench_data.py [--dir PHOTOS] [--size 256]"""
 
 import argparse
 import glob
 import os
+import tempfile
 import time
+from functools import partial
+from unittest import mock
 
 import numpy as np
 import torch
+from bench_util import interleaved, table
 from PIL import Image
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 
-from colorization.data.decode import ImageFiles, collate, decode_image
-from colorization.transforms import PaperHints, prepare_batch
+from colorization.data.cache import CachedImages, build_cache
+from colorization.data.decode import MAX_PIXELS, ImageFiles, collate, decode_image
+from colorization.transforms import PaperHints, prepare_batch, rgb_to_lab
 
-DEFAULT_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "coco-mini", "train2017")
+DEFAULT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "coco-mini")
+
+
+def photo_paths(directory: str, limit: int = 160) -> list[str]:
+    return sorted(glob.glob(os.path.join(directory, "**", "*.jpg"), recursive=True))[:limit]
 
 
 def naive_decode(path: str, size: int) -> torch.Tensor:
     """What a first loader does: open, convert, resize the full-resolution image."""
     image = Image.open(path).convert("RGB").resize((size, size), Image.BILINEAR)
-    return torch.from_numpy(np.asarray(image)).permute(2, 0, 1)
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1)
 
 
-def images_per_second(decode, paths, size, repeats=2) -> float:
-    start = time.perf_counter()
-    for _ in range(repeats):
-        for path in paths:
-            decode(path, size)
-    return repeats * len(paths) / (time.perf_counter() - start)
-
-
-def loader_rate(paths, size, workers, batch_size=32) -> float:
-    loader = DataLoader(ImageFiles(paths, size), batch_size=batch_size, num_workers=workers, collate_fn=collate)
-    next(iter(loader))  # start-up of the workers is not the steady rate
+def loader_rate(dataset, workers: int = 1, batch_size: int = 16, passes: int = 1) -> float:
+    """Steady images/s of a DataLoader over `dataset` read `passes` times (the workers' start-up excluded)."""
+    loader = DataLoader(ConcatDataset([dataset] * passes), batch_size=batch_size, num_workers=workers,
+                        collate_fn=collate)
+    batches = iter(loader)
+    next(batches)
     start, count = time.perf_counter(), 0
-    for batch in loader:
+    for batch in batches:
         count += len(batch["rgb"])
     return count / (time.perf_counter() - start)
 
 
-def transforms_ms(size, batch_size=32, repeats=10, device="cpu") -> float:
-    rgb = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8, device=device)
-    sampler = PaperHints()
-    prepare_batch(rgb, sampler, 32)
+def data_figures(paths: list[str], size: int, cache_dir: str, repeats: int = 3) -> dict:
+    """Images/s on one core: naive, project decoder, cache build (one-time) and cache rows; and per DataLoader
+    worker, decoding against reading the cache."""
     start = time.perf_counter()
-    for _ in range(repeats):
-        prepare_batch(rgb, sampler, 32)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats * 1000
+    cache = CachedImages(build_cache(cache_dir, paths, size, "crop", MAX_PIXELS, num_workers=0))
+    build_rate = len(paths) / (time.perf_counter() - start)
+    seconds = interleaved({
+        "naive": lambda: [naive_decode(p, size) for p in paths],
+        "decoder": lambda: [decode_image(p, size) for p in paths],
+        "cache": lambda: [cache[i] for i in range(len(paths))],
+    }, repeats)
+    rates = {name: len(paths) / s for name, s in seconds.items()}
+    rates["loader decoder"] = loader_rate(ImageFiles(paths, size), passes=2)
+    rates["loader cache"] = max(loader_rate(cache, passes=20) for _ in range(repeats))
+    rates["cache build"] = build_rate
+    return {**rates, "photos": len(paths), "size": size}
+
+
+def data_report(rates: dict, n: int, size: int) -> list[str]:
+    naive = rates["naive"]
+    rows = [
+        ["naive PIL: open, convert, resize (one process)", rates["naive"], 1.0],
+        ["project decoder `decode_image` (one process; `data.cache_resized=false`)", rates["decoder"],
+         rates["decoder"] / naive],
+        ["resize cache: one-time build in `prepare_data` (decode + write)", rates["cache build"],
+         rates["cache build"] / naive],
+        ["resize cache: rows read by `CachedImages` (one process)", rates["cache"], rates["cache"] / naive],
+        ["DataLoader, 1 worker, decoding (`data.cache_resized=false`)", rates["loader decoder"],
+         rates["loader decoder"] / naive],
+        ["**DataLoader, 1 worker, resize cache (the default)**", rates["loader cache"], rates["loader cache"] / naive],
+    ]
+    return [f"{n} COCO JPEGs (about 640x480) to {size} px, images/s on one core, best of 3 interleaved runs.", "",
+            *table(["loader", "images/s", "x naive"], rows)]
+
+
+def transforms_figures(size: int = 256, batch_size: int = 32, repeats: int = 3) -> dict:
+    """ms per batch of Kornia's and the project's rgb_to_lab, and of prepare_batch with each."""
+    generator = torch.Generator().manual_seed(0)
+    rgb = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8, generator=generator)
+    sampler = PaperHints()
+
+    def prepare_with_kornia():
+        with mock.patch("colorization.transforms.prepare.rgb_to_lab", partial(rgb_to_lab, impl="kornia")):
+            prepare_batch(rgb, sampler, 32)
+
+    seconds = interleaved({
+        "lab kornia": lambda: rgb_to_lab(rgb, impl="kornia"),
+        "lab fast": lambda: rgb_to_lab(rgb),
+        "prepare kornia": prepare_with_kornia,
+        "prepare fast": lambda: prepare_batch(rgb, sampler, 32),
+    }, repeats)
+    return {name: s * 1000 for name, s in seconds.items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", default=DEFAULT_DIR, help="a folder of JPEGs (default: ../shared/data/coco-mini)")
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    paths = sorted(glob.glob(os.path.join(args.dir, "*.jpg")))[:80]
+    torch.set_num_threads(1)
+    paths = photo_paths(args.dir)
     if not paths:
         raise SystemExit(f"--dir {args.dir}: no .jpg files")
-    naive = images_per_second(naive_decode, paths, args.size)
-    ours = images_per_second(lambda p, s: decode_image(p, s, "stretch"), paths, args.size)
-    print(f"decode+resize to {args.size}px, one process, {len(paths)} JPEGs:")
-    print(f"  naive PIL        {naive:7.1f} images/s")
-    print(f"  project decoder  {ours:7.1f} images/s  ({ours / naive:.2f}x)")
-    rate = loader_rate(paths * 2, args.size, args.workers)
-    print(f"DataLoader, {args.workers} workers: {rate:.1f} images/s = {rate / args.workers:.1f} per worker")
-    print(f"device transforms (LAB, paper hints, bins), batch 32 at {args.size}px on CPU: "
-          f"{transforms_ms(args.size):.1f} ms/batch")
+    with tempfile.TemporaryDirectory() as cache_dir:
+        print("\n".join(data_report(data_figures(paths, args.size, cache_dir), len(paths), args.size)))
+    print(transforms_figures(args.size))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from colorization.data.cache import CachedImages, build_cache, find_cache
 from colorization.data.decode import MAX_PIXELS, ImageFiles, collate
 from colorization.transforms import ab_to_bins, bin_counts, prepare_batch, rgb_to_lab
 
@@ -23,7 +24,7 @@ class ColorizationDataModule(L.LightningDataModule):
                  image_size: int = 256, resize: str = "crop", max_pixels: int = MAX_PIXELS,
                  batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int = 2,
                  hints=None, n_bins: int = 32, ab_range=(-128.0, 128.0), seed: int = 0,
-                 cache_dir: str = ".cache/colorization"):
+                 cache_dir: str = ".cache/colorization", cache_resized: bool = True):
         super().__init__()
         self.save_hyperparameters(ignore=["hints"], logger=False)
         self.hints = hints
@@ -54,6 +55,10 @@ class ColorizationDataModule(L.LightningDataModule):
         os.makedirs(h.cache_dir, exist_ok=True)
         with open(self._files_json, "w") as f:
             json.dump({"dataset": dataset.name, "files": files, "decode_errors": errors}, f)
+        if h.cache_resized:  # decode and resize each photo once; the workers then read rows
+            for split in ("train", "val", "test"):
+                build_cache(h.cache_dir, files[split], h.image_size, h.resize, h.max_pixels, h.num_workers,
+                            desc=f"resize cache ({split})")
         self.bin_counts()  # computed here, once, so every DDP rank then reads the cache
 
     def setup(self, stage: str | None = None):
@@ -63,9 +68,15 @@ class ColorizationDataModule(L.LightningDataModule):
             raise ValueError(f"data: no training photos left after the gray filter ({self._files_json})")
 
     # -- loaders ------------------------------------------------------------------------------------------
+    def _dataset(self, paths: list[str]):
+        """The resize cache's rows where `prepare_data` built one for exactly these files, else decoding."""
+        h = self.hparams
+        cache = find_cache(h.cache_dir, paths, h.image_size, h.resize, h.max_pixels) if h.cache_resized else None
+        return CachedImages(cache) if cache else ImageFiles(paths, h.image_size, h.resize, h.max_pixels)
+
     def _loader(self, split: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:
         h = self.hparams
-        dataset = ImageFiles(self.files[split], h.image_size, h.resize, h.max_pixels)
+        dataset = self._dataset(self.files[split])
         return DataLoader(dataset, batch_size=batch_size or h.eval_batch_size or h.batch_size, shuffle=shuffle,
                           num_workers=h.num_workers, collate_fn=collate, persistent_workers=h.num_workers > 0,
                           pin_memory=torch.cuda.is_available(), drop_last=False)
@@ -105,8 +116,8 @@ class ColorizationDataModule(L.LightningDataModule):
         if os.path.exists(path):
             return torch.load(path, weights_only=True)
         counts = torch.zeros(2, h.n_bins, dtype=torch.float64)
-        loader = DataLoader(ImageFiles(train, h.image_size, h.resize, h.max_pixels), batch_size=h.batch_size,
-                            num_workers=h.num_workers, collate_fn=collate)
+        loader = DataLoader(self._dataset(train), batch_size=h.batch_size, num_workers=h.num_workers,
+                            collate_fn=collate)
         for batch in tqdm(loader, desc="bin counts (train split)"):
             if len(batch["rgb"]):
                 ab = rgb_to_lab(batch["rgb"])[:, 1:]

@@ -65,7 +65,7 @@ def decode_image(path: str, size: int, resize: str = "crop", max_pixels: int = M
 
 
 class ImageFiles(torch.utils.data.Dataset):
-    """Plain file paths -> {"rgb", "index"}; a file that fails to decode yields {"error"} instead."""
+    """Plain file paths -> {"rgb", "index"}; a file that fails to decode yields {"error", "index"} instead."""
 
     def __init__(self, paths: list[str], size: int, resize: str = "crop", max_pixels: int = MAX_PIXELS):
         self.paths, self.size, self.resize, self.max_pixels = list(paths), size, resize, max_pixels
@@ -78,7 +78,7 @@ class ImageFiles(torch.utils.data.Dataset):
             return {"rgb": decode_image(self.paths[index], self.size, self.resize, self.max_pixels),
                     "index": index}
         except DecodeError as error:
-            return {"error": str(error)}
+            return {"error": str(error), "index": index}
 
 
 def collate(items: list[dict]) -> dict:

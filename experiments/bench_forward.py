@@ -1,0 +1,106 @@
+"""Inference figures: ms per 256 px forward of each backbone (default widths, batch 1) in plain eager float32
+against channels-last, bfloat16 autocast and both (`system.infer`, the default of `system.colorize`), and the
+lower bound = the model's FLOPs / this CPU's convolution FLOP/s measured in the same run. Part of
+experiments/bench.py. (The colorize command's own timing is experiments/bench_inference.py.)"""
+
+import time
+
+import torch
+from bench_train import default_net
+from bench_util import interleaved
+from torch.utils.flop_counter import FlopCounterMode
+
+from colorization.models import BACKBONES
+from colorization.system import ColorizationSystem
+from colorization.transforms import PaperHints, prepare_batch
+
+INFER = "channels_last + bf16 (`system.infer`)"  # the default inference path
+BF16 = {"enabled": True, "device_type": "cpu", "dtype": torch.bfloat16}
+
+
+def flops(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+@torch.no_grad()
+def conv_peak(repeats: int = 3) -> dict[str, float]:
+    """FLOP/s of a large 3x3 convolution (256 -> 256 channels at 64x64), the best layout, per precision."""
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1).eval()
+    x = torch.randn(1, 256, 64, 64)
+    conv_cl, x_cl = conv.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    work = flops(lambda: conv(x))
+
+    def bf16(module, inputs):
+        with torch.autocast(**BF16):
+            module(inputs)
+
+    seconds = interleaved({"fp32": lambda: conv(x), "fp32 cl": lambda: conv_cl(x_cl),
+                           "bf16": lambda: bf16(conv, x), "bf16 cl": lambda: bf16(conv_cl, x_cl)}, repeats)
+    return {"fp32": work / min(seconds["fp32"], seconds["fp32 cl"]),
+            "bf16": work / min(seconds["bf16"], seconds["bf16 cl"])}
+
+
+# Operators that do the counted FLOPs; everything else (BatchNorm, ReLU, cat, upsampling, layout) moves memory.
+COMPUTE_OPS = {"aten::mkldnn_convolution", "aten::_slow_conv2d_forward", "aten::addmm", "aten::mm", "aten::bmm",
+               "aten::_scaled_dot_product_flash_attention_for_cpu"}
+
+
+def compute_share(fn) -> float:
+    """Fraction of one call's CPU time spent in the FLOP-counted operators (torch.profiler, self time)."""
+    with torch.profiler.profile() as profile:
+        fn()
+    events = profile.key_averages()
+    return sum(e.self_cpu_time_total for e in events if e.key in COMPUTE_OPS) / sum(
+        e.self_cpu_time_total for e in events)
+
+
+def forward_variants(name: str, size: int, compile_too: bool = False) -> tuple[dict, int, float]:
+    """(variant -> no-argument callable, FLOPs of one forward, seconds to compile or nan)."""
+    torch.manual_seed(0)
+    plain = ColorizationSystem(default_net(name), channels_last=False).eval()
+    plain.bf16_inference = False
+    fast = ColorizationSystem(default_net(name)).eval()  # channels_last and bf16_inference: the defaults
+    fast.load_state_dict(plain.state_dict())
+    rgb = torch.randint(0, 256, (1, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    x = prepare_batch(rgb, PaperHints(), plain.hparams.n_bins)["input"]
+
+    def autocast(module):
+        with torch.autocast(**BF16):
+            module(x)
+
+    variants = {"eager fp32": lambda: plain(x), "channels_last fp32": lambda: fast(x),
+                "bf16 autocast": lambda: autocast(plain), INFER: lambda: fast.infer(x)}
+    compile_seconds = float("nan")
+    if compile_too:
+        compiled = torch.compile(fast.net)
+        start = time.perf_counter()
+        compiled(x.contiguous(memory_format=torch.channels_last))
+        compile_seconds = time.perf_counter() - start
+        variants["torch.compile fp32"] = lambda: compiled(x.contiguous(memory_format=torch.channels_last))
+    return variants, flops(lambda: plain(x)), compile_seconds
+
+
+@torch.no_grad()
+def inference_figures(size: int = 256, repeats: int = 3, compile_too: bool = False) -> dict:
+    peak = conv_peak(repeats)
+    out = {"peak": peak, "backbones": {}}
+    for name in BACKBONES:
+        variants, work, compile_seconds = forward_variants(name, size, compile_too)
+        seconds = interleaved(variants, repeats)
+        out["backbones"][name] = {"compute share": compute_share(variants[INFER]),
+                                  "ms": {k: s * 1000 for k, s in seconds.items()}, "gflop": work / 1e9,
+                                  "bound fp32 ms": work / peak["fp32"] * 1000,
+                                  "bound bf16 ms": work / peak["bf16"] * 1000, "compile s": compile_seconds}
+    return out
+
+
+@torch.no_grad()
+def bf16_error(system: ColorizationSystem, batch: dict) -> dict:
+    """|ab| difference in LAB units between float32 and `system.infer` (bf16) after decoding, for a system."""
+    system.eval()
+    reference = system.decode(system(batch["input"]))
+    ab = system.decode(system.infer(batch["input"]))
+    difference = (ab - reference).abs().flatten()
+    return {"mean": difference.mean().item(), "p99": difference.quantile(0.99).item(), "max": difference.max().item()}

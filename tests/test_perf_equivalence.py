@@ -1,0 +1,135 @@
+"""The speed-ups change nothing but speed: the fast rgb_to_lab against Kornia's, the resize cache against
+direct decoding. (Their speed is measured by experiments/bench.py, never asserted here.)"""
+
+import shutil
+
+import pytest
+import torch
+
+from colorization.data import ColorizationDataModule, decode_image
+from colorization.data import cache as resize_cache
+from colorization.data.cache import CachedImages, build_cache, find_cache
+from colorization.data.catalogue import sample_photo_paths
+from colorization.data.decode import ImageFiles
+from colorization.system import ColorizationSystem
+from colorization.transforms import PaperHints, prepare_batch, rgb_to_lab
+
+
+def colour_grid() -> torch.Tensor:
+    """Every 5th level of each channel crossed (52^3 colours) and all 256 grays, as one uint8 image."""
+    levels = torch.arange(0, 256, 5, dtype=torch.uint8)
+    r, g, b = torch.meshgrid(levels, levels, levels, indexing="ij")
+    grid = torch.stack([r.flatten(), g.flatten(), b.flatten()])
+    grays = torch.arange(256, dtype=torch.uint8).expand(3, 256)
+    return torch.cat([grid, grays], dim=1).view(1, 3, 1, -1)
+
+
+def test_fast_lab_equals_kornia_on_uint8_colours():
+    rgb = colour_grid()
+    fast, kornia = rgb_to_lab(rgb), rgb_to_lab(rgb, impl="kornia")
+    assert fast.dtype == kornia.dtype == torch.float32 and fast.shape == kornia.shape
+    assert (fast - kornia).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_fast_lab_equals_kornia_on_float_images(dtype):
+    rgb = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(0)).to(dtype)
+    rgb[0, :, 0, :4] = torch.tensor([0.0, 0.01, 0.04045, 1.0], dtype=dtype)  # both branches and the ends
+    fast, kornia = rgb_to_lab(rgb), rgb_to_lab(rgb, impl="kornia")
+    assert fast.dtype == kornia.dtype == dtype
+    tolerance = 0.1 if dtype == torch.float16 else 1e-3  # float16 output rounds to about 0.05 at L = 100
+    assert (fast.double() - kornia.double()).abs().max() < tolerance
+
+
+def test_fast_lab_takes_any_layout_and_leading_shape():
+    rgb = torch.randint(0, 256, (2, 3, 8, 12), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    reference = rgb_to_lab(rgb, impl="kornia")
+    assert torch.allclose(rgb_to_lab(rgb[0]), reference[0], atol=1e-3)  # (3, H, W)
+    transposed = rgb.transpose(2, 3)  # not contiguous
+    assert torch.allclose(rgb_to_lab(transposed), reference.transpose(2, 3), atol=1e-3)
+    with pytest.raises(ValueError, match="impl='numpy'"):
+        rgb_to_lab(rgb, impl="numpy")
+    with pytest.raises(ValueError, match=r"\(\*, 3, H, W\)"):
+        rgb_to_lab(rgb[:, :2])
+
+
+def test_fast_lab_keeps_gradients():
+    rgb = torch.rand(1, 3, 4, 4, requires_grad=True)
+    rgb_to_lab(rgb).sum().backward()  # falls back to Kornia: the fast path works in place
+    assert rgb.grad is not None and rgb.grad.abs().sum() > 0
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in sample_photo_paths()[:3]:
+        shutil.copy(path, folder)
+    (folder / "broken.jpg").write_text("not a photo")
+    return sorted(str(p) for p in folder.iterdir())
+
+
+def test_cache_rows_equal_direct_decoding_and_keep_bad_files(photos, tmp_path):
+    base = build_cache(str(tmp_path / "cache"), photos, 48, "crop", 10**8)
+    rows = CachedImages(base)
+    assert len(rows) == len(photos)
+    for index, path in enumerate(photos):
+        item, direct = rows[index], ImageFiles(photos, 48)[index]
+        assert item["index"] == direct["index"] == index
+        if path.endswith("broken.jpg"):
+            assert "broken.jpg" in item["error"] and item["error"] == direct["error"]
+        else:
+            assert item["rgb"].dtype == torch.uint8 and torch.equal(item["rgb"], decode_image(path, 48, "crop"))
+
+
+def test_cache_is_reused_and_rebuilt_when_a_photo_or_setting_changes(photos, tmp_path, monkeypatch):
+    cache_dir = str(tmp_path / "cache")
+    base = build_cache(cache_dir, photos, 32, "stretch", 10**8)
+    assert find_cache(cache_dir, photos, 32, "stretch", 10**8) == base
+
+    def fail(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(resize_cache, "ImageFiles", fail)
+    assert build_cache(cache_dir, photos, 32, "stretch", 10**8) == base  # second run: no decoding
+    assert find_cache(cache_dir, photos, 32, "crop", 10**8) is None  # another setting, another key
+    shutil.copy(photos[1], photos[0])  # a photo replaced on disk
+    assert find_cache(cache_dir, photos, 32, "stretch", 10**8) is None
+    monkeypatch.undo()
+    assert len(CachedImages(build_cache(cache_dir, [], 32, "stretch", 10**8))) == 0  # an empty split
+
+
+def test_datamodule_reads_the_cache_and_can_turn_it_off(tmp_path):
+    def datamodule(cache_resized):
+        dm = ColorizationDataModule(source="sample", image_size=32, batch_size=4, num_workers=0, hints=PaperHints(),
+                                    cache_dir=str(tmp_path / "cache"), cache_resized=cache_resized)
+        dm.prepare_data()
+        dm.setup("fit")
+        return dm
+
+    off = datamodule(False)
+    assert not list((tmp_path / "cache").glob("resized-*.npy"))
+    assert isinstance(off.train_dataloader().dataset, ImageFiles)
+    on = datamodule(True)
+    assert len(list((tmp_path / "cache").glob("resized-*.npy"))) == 3  # train, val, test
+    assert isinstance(on.train_dataloader().dataset, CachedImages)
+    cached, direct = next(iter(on.val_dataloader())), next(iter(off.val_dataloader()))
+    assert torch.equal(cached["rgb"], direct["rgb"]) and torch.equal(cached["index"], direct["index"])
+
+
+def test_infer_runs_bf16_where_native_and_float32_when_switched_off():
+    torch.manual_seed(0)
+    system = ColorizationSystem({"name": "resunet", "widths": [8, 16, 32, 64]}).eval()
+    rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    batch = prepare_batch(rgb, PaperHints(), 32)
+    with torch.no_grad():
+        reference = system(batch["input"])
+        fast = system.infer(batch["input"])
+        ab = system.colorize(batch["L"], batch["hint_ab"], batch["mask"])
+        system.bf16_inference = False
+        plain = system.infer(batch["input"])
+    assert fast.dtype == torch.float32 and torch.equal(plain, reference)
+    assert (fast - reference).abs().max() < 0.02 * reference.abs().max()
+    assert (ab - system.decode(reference)).abs().max() < 1.0  # LAB units
+    if getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)():  # this machine: bf16 really ran
+        assert not torch.equal(fast, reference)
