@@ -10,11 +10,30 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from colorization.checks import ConfigError
 from colorization.data.cache import CachedImages, build_cache, find_cache
 from colorization.data.decode import MAX_PIXELS, ImageFiles, collate
 from colorization.transforms import ab_to_bins, bin_counts, prepare_batch, rgb_to_lab
 
 log = logging.getLogger(__name__)
+
+
+class EpochShuffle(torch.utils.data.Sampler):
+    """A fresh order each epoch drawn from (seed, epoch) alone: a run resumed at an epoch boundary sees the
+    same order as an uninterrupted one. Lightning calls set_epoch (and wraps it for DDP)."""
+
+    def __init__(self, size: int, seed: int = 0):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self):
+        return self.size
 
 
 class ColorizationDataModule(L.LightningDataModule):
@@ -43,8 +62,13 @@ class ColorizationDataModule(L.LightningDataModule):
         from colorization.data import catalogue  # FiftyOne is imported only where the catalogue is built
 
         h = self.hparams
-        dataset = catalogue.build_catalogue(h.source, h.dir, h.dataset_name, h.coco_splits, h.max_samples,
-                                            h.gray_threshold, h.split_fractions, h.seed, h.max_pixels)
+        try:
+            dataset = catalogue.build_catalogue(h.source, h.dir, h.dataset_name, h.coco_splits, h.max_samples,
+                                                h.gray_threshold, h.split_fractions, h.seed, h.max_pixels)
+        except ConnectionError as error:  # what FiftyOne raises when its MongoDB cannot be reached
+            raise ConfigError(f"cannot reach the FiftyOne database ({error}): set FIFTYONE_DATABASE_URI to a "
+                              "running MongoDB, or unset it so FiftyOne starts its own in FIFTYONE_DATABASE_DIR "
+                              "(default ~/.fiftyone)") from None
         files = catalogue.split_files(dataset, h.max_gray_fraction)
         errors = catalogue.decode_errors(dataset)
         for message in errors.values():
@@ -77,9 +101,13 @@ class ColorizationDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool = False, batch_size: int | None = None) -> DataLoader:
         h = self.hparams
         dataset = self._dataset(self.files[split])
-        return DataLoader(dataset, batch_size=batch_size or h.eval_batch_size or h.batch_size, shuffle=shuffle,
-                          num_workers=h.num_workers, collate_fn=collate, persistent_workers=h.num_workers > 0,
-                          pin_memory=torch.cuda.is_available(), drop_last=False)
+        return DataLoader(dataset, batch_size=batch_size or h.eval_batch_size or h.batch_size,
+                          sampler=EpochShuffle(len(dataset), h.seed) if shuffle else None,
+                          # its own generator: creating an iterator then draws nothing from the global RNG,
+                          # whose per-epoch state the training hints use (SeedEachEpoch)
+                          generator=torch.Generator(),
+                          num_workers=h.num_workers, collate_fn=collate,
+                          persistent_workers=h.num_workers > 0, pin_memory=torch.cuda.is_available(), drop_last=False)
 
     def train_dataloader(self):
         return self._loader("train", shuffle=True, batch_size=self.hparams.batch_size)
