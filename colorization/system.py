@@ -81,7 +81,11 @@ class ColorizationSystem(L.LightningModule):
             return None
         logits = self(batch["input"])
         loss = self.loss(logits, batch["target"], batch["mask"])
-        correct = (logits.argmax(dim=2) == batch["target"]).float()
+        if logits.dtype == torch.float32:  # argmax == target as "the target's logit is the largest": 3x faster on
+            # CPUs (BENCHMARKS.md); in half precision ties are common, and argmax settles them as it always has
+            correct = (logits.gather(2, batch["target"].unsqueeze(2)).squeeze(2) >= logits.amax(dim=2)).float()
+        else:
+            correct = (logits.argmax(dim=2) == batch["target"]).float()
         unhinted = 1.0 - batch["mask"].expand_as(correct)
         values = {"loss": loss.detach(), "acc": correct.mean(),
                   "acc_unhinted": (correct * unhinted).sum() / unhinted.sum().clamp_min(1.0)}

@@ -133,3 +133,18 @@ def test_infer_runs_bf16_where_native_and_float32_when_switched_off():
     assert (ab - system.decode(reference)).abs().max() < 1.0  # LAB units
     if getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)():  # this machine: bf16 really ran
         assert not torch.equal(fast, reference)
+
+
+def test_training_accuracy_equals_argmax_in_float32():
+    torch.manual_seed(0)
+    system = ColorizationSystem({"name": "unet", "widths": [8, 16, 32, 64]}, n_bins=16)
+    rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    batch = {"rgb": rgb, **prepare_batch(rgb, PaperHints(fraction=0.05), 16)}
+    with torch.no_grad():
+        system._step(batch, "train")  # logs nothing without a trainer, but updates the metrics
+        logits = system(batch["input"])
+    correct = (logits.argmax(dim=2) == batch["target"]).float()
+    unhinted = 1.0 - batch["mask"].expand_as(correct)
+    assert system.metrics["train_acc"].compute() == pytest.approx(correct.mean().item(), abs=1e-6)
+    assert system.metrics["train_acc_unhinted"].compute() == pytest.approx(
+        ((correct * unhinted).sum() / unhinted.sum()).item(), abs=1e-6)
