@@ -37,7 +37,8 @@ def run_colorize(*args, console_script=False) -> subprocess.CompletedProcess:
 def test_colorize_full_resolution_and_hint_pulls_colour(tiny_checkpoint, tmp_path):
     x, y, red = 225, 150, (255, 0, 0)
     hints = tmp_path / "hints.json"
-    # A strong hint: a patch a third of the photo wide (the 3-epoch model follows hints only weakly).
+    # A strong hint: a patch a third of the photo wide. The tiny model, trained with big point hints and a
+    # heavy hint term, moves this pixel from about 75 to about 42 ab units of the hint colour.
     hints.write_text(json.dumps([{"x": x, "y": y, "color": "#ff0000", "size": 151}]))
     plain, hinted = tmp_path / "plain.png", tmp_path / "hinted.png"
     for args in ([], ["--hints", hints]):
@@ -52,7 +53,7 @@ def test_colorize_full_resolution_and_hint_pulls_colour(tiny_checkpoint, tmp_pat
     target = rgb_to_lab(torch.tensor(red, dtype=torch.uint8).view(1, 3, 1, 1))[0, 1:, 0, 0]
     before = (lab(plain)[1:, y, x] - target).norm()
     after = (lab(hinted)[1:, y, x] - target).norm()
-    assert after < before - 0.25, (before, after)
+    assert after < before - 10, (before, after)
 
 
 def test_folder_of_gray_and_colour_photos(tiny_checkpoint, tmp_path):
