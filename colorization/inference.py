@@ -202,12 +202,12 @@ class Colorizer:
     def predict(self, photo: Photo, hints: list[Hint]) -> tuple[torch.Tensor, torch.Tensor]:
         """(ab (1, 2, S, S), logits (1, 2, n, S, S)) on the network grid.
 
-        This is `system.colorize` (forward, then decode) kept in two steps so the app can also read the
+        This is `system.colorize` (`infer`, then decode) kept in two steps so the app can also read the
         per-pixel colour distribution for its suggestions without a second forward pass.
         """
         hint_ab, mask = self.hint_grid(photo, hints)
         inputs = [t.to(self.device) for t in (photo.L_net, hint_ab, mask)]
-        logits = self.system(make_input(*inputs))
+        logits = self.system.infer(make_input(*inputs))  # bfloat16 where the CPU computes it natively
         return self.system.decode(logits).cpu(), logits.cpu()
 
     @torch.no_grad()
