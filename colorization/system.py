@@ -90,13 +90,13 @@ class ColorizationSystem(L.LightningModule):
         values = {"loss": loss.detach(), "acc": correct.mean(),
                   "acc_unhinted": (correct * unhinted).sum() / unhinted.sum().clamp_min(1.0)}
         if stage != "train":  # colour metrics need decoding and RGB, not worth it on every training step
-            pred_rgb = merge_l_ab(batch["L"], self.decode(logits))
+            batch["pred_ab"] = self.decode(logits)  # also read by the ImagePanel callback
+            pred_rgb = merge_l_ab(batch["L"], batch["pred_ab"])
             true_rgb = batch["rgb"].float() / 255.0
             values["psnr"] = peak_signal_noise_ratio(pred_rgb, true_rgb, data_range=1.0, reduction="none",
                                                      dim=(1, 2, 3)).mean()
             values["colourfulness_pred"] = colourfulness(pred_rgb).mean()
             values["colourfulness_true"] = colourfulness(true_rgb).mean()
-            batch["pred_ab"] = self.decode(logits)
         size = len(batch["rgb"])
         for name, value in values.items():
             metric = self.metrics[f"{stage}_{name}"]
