@@ -11,15 +11,12 @@ Usage: python experiments/load_app.py [--ckpt CKPT] [--requests 20] [--timeout 1
 import argparse
 import itertools
 import os
-import shutil
 import socket
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
-from PIL import Image
 
 from colorization.cli import app as colorization_app
 from colorization.data.catalogue import sample_photo_paths
@@ -58,25 +55,11 @@ def one_request(url: str, photo: str, timeout: float) -> float:
     return time.perf_counter() - start
 
 
-def distinct_photos(n: int, folder: str) -> list[str]:
-    """n different photos: the embedded ones in turn, each copy with one pixel changed. Why: identical uploads
-    give byte-identical outputs, which gradio caches under one content-hash path, and a request re-writing that
-    file while another downloads it truncates the download (seen ~1 run in 4 with 20 identical uploads)."""
-    paths = []
-    for i, source in zip(range(n), itertools.cycle(sample_photo_paths())):
-        image = np.array(Image.open(source).convert("RGB"))
-        image[0, 0] = (i % 256, i // 256 % 256, 7)
-        paths.append(os.path.join(folder, f"load-{i}.png"))
-        Image.fromarray(image).save(paths[-1])
-    return paths
-
-
 def run_load(colorizer: Colorizer, requests: int = 20, timeout: float = 120.0, total_timeout: float = 600.0,
              photo: str | None = None) -> dict:
-    """Serve the app, fire `requests` concurrent uploads (of `photo`, or each its own photo); latencies (s) of
-    the answered ones and the errors."""
-    folder = tempfile.mkdtemp(prefix="load-app-")
-    photos = [photo] * requests if photo else distinct_photos(requests, folder)
+    """Serve the app, fire `requests` concurrent uploads (of `photo`, or the embedded photos in turn, so that
+    some requests give byte-identical outputs at once); latencies (s) of the answered ones and the errors."""
+    photos = [photo] * requests if photo else list(itertools.islice(itertools.cycle(sample_photo_paths()), requests))
     port = free_port()
     server = colorization_app.serve(colorizer, host=HOST, port=port, block=False)
     url = f"http://{HOST}:{port}/"
@@ -95,7 +78,6 @@ def run_load(colorizer: Colorizer, requests: int = 20, timeout: float = 120.0, t
                     errors.append(f"{type(error).__name__}: {error}")
     finally:
         server.close()
-        shutil.rmtree(folder, ignore_errors=True)
     return {"url": url, "requests": requests, "latencies": latencies, "errors": errors}
 
 
@@ -114,7 +96,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds allowed per request")
     parser.add_argument("--total-timeout", type=float, default=600.0, help="seconds allowed for the whole run")
     parser.add_argument("--photo", default=None,
-                        help="upload this photo in every request (default: a distinct photo per request)")
+                        help="upload this photo in every request (default: the embedded photos in turn)")
     return parser.parse_args(argv)
 
 

@@ -1,11 +1,15 @@
 """20 concurrent uploads through the app's real HTTP API (experiments/load_app.py) with the tiny checkpoint,
-and the app's default bind address. About 20 s on 2 cores after the tiny checkpoint is trained."""
+identical outputs never re-written while served, and the app's default bind address. About 25 s on 2 cores
+after the tiny checkpoint is trained."""
+
+import os
 
 import pytest
 
 from colorization.cli import app as colorization_app
+from colorization.data.catalogue import sample_photo_paths
 from colorization.inference import Colorizer
-from experiments.load_app import HOST, main, run_load, summary
+from experiments.load_app import ENDPOINT, HOST, free_port, main, run_load, summary
 
 
 def test_twenty_concurrent_uploads_are_all_answered(tiny_checkpoint):
@@ -15,6 +19,30 @@ def test_twenty_concurrent_uploads_are_all_answered(tiny_checkpoint):
     assert result["errors"] == []
     assert len(result["latencies"]) == 20 and all(0 < t < 120 for t in result["latencies"])
     assert result["url"].startswith(f"http://{HOST}:")
+
+
+def test_identical_outputs_are_never_rewritten_while_served(tiny_checkpoint):
+    """Two uploads of one photo give byte-identical images. The second must not re-write the files the first
+    was handed: Gradio's own cache for returned arrays truncates and re-writes them in place, and a download
+    of one running meanwhile arrived truncated (lost requests under load, `peer closed connection`)."""
+    client_module = pytest.importorskip("gradio_client")
+    port = free_port()
+    server = colorization_app.serve(Colorizer.from_checkpoint(tiny_checkpoint), HOST, port, block=False)
+
+    def served_files() -> list[str]:
+        client = client_module.Client(f"http://{HOST}:{port}/", verbose=False, download_files=False)
+        canvas, result, *_, swatches, _ = client.predict(client_module.handle_file(sample_photo_paths()[0]),
+                                                         api_name=ENDPOINT)
+        return [canvas["path"], result["path"]] + [swatch["image"]["path"] for swatch in swatches]
+
+    try:
+        first = served_files()
+        written = [(os.stat(path).st_ino, os.stat(path).st_mtime_ns) for path in first]
+        second = served_files()
+    finally:
+        server.close()
+    assert second == first and all(path.endswith(".png") for path in first)
+    assert [(os.stat(path).st_ino, os.stat(path).st_mtime_ns) for path in second] == written
 
 
 def test_a_failed_request_is_counted_and_fails_the_run(tiny_checkpoint, tmp_path):

@@ -7,6 +7,9 @@ which `colorize --hints` reproduces. All computation is colorization.inference, 
 """
 
 import argparse
+import functools
+import hashlib
+import io
 import os
 import sys
 import tempfile
@@ -145,6 +148,25 @@ def export(colorizer: Colorizer, session: Session, folder: str) -> list[str]:
 
 
 # -- what the widgets show --------------------------------------------------------------------------------
+def served_png(image: np.ndarray, folder: str) -> str:
+    """The image as a PNG under `folder` (Gradio's cache), named by its content and moved into place once.
+
+    Why not hand Gradio the array: it writes arrays to a content-hash path in place (truncate, then write),
+    so identical outputs of concurrent requests re-wrote a file another request was downloading, which
+    arrived truncated. Files already in its cache are served as they are, and these are never re-written.
+    """
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "png")
+    data = buffer.getvalue()
+    path = os.path.join(folder, hashlib.sha256(data).hexdigest(), "image.png")
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), prefix=".image-", delete=False) as staging:
+            staging.write(data)
+        os.replace(staging.name, path)  # atomic: a reader sees no file or the whole file
+    return path
+
+
 def canvas(colorizer: Colorizer, session: Session) -> np.ndarray:
     """The gray photo at preview size with a numbered dot per hint (its patch outlined), the selected one ringed."""
     gray = Image.fromarray(colorizer.render(session.L_preview, torch.zeros(1, 2, 1, 1)))
@@ -169,8 +191,8 @@ def hint_label(i: int, hint: Hint) -> str:
     return f"{i + 1}: ({hint.x}, {hint.y}) {hint.hex}, size {hint.size}"
 
 
-def view(colorizer: Colorizer, session: Session | None, message: str = ""):
-    """Every widget's value for a session (the same outputs for every event)."""
+def view(colorizer: Colorizer, folder: str, session: Session | None, message: str = ""):
+    """Every widget's value for a session (the same outputs for every event); images as files in `folder`."""
     if session is None:
         return (None, None, None, gr.update(choices=[], value=None), gr.update(), gr.update(), [],
                 message or "Upload a photo to start.")
@@ -179,17 +201,19 @@ def view(colorizer: Colorizer, session: Session | None, message: str = ""):
     status = (f"{session.photo.name}: {session.photo.width}x{session.photo.height}, network "
               f"{colorizer.size}x{colorizer.size}, {len(session.hints)} hint(s), "
               f"re-colorized in {session.seconds * 1000:.0f} ms")
-    return (session, canvas(colorizer, session), colorizer.render(session.L_preview, session.ab),
+    return (session, served_png(canvas(colorizer, session), folder),
+            served_png(colorizer.render(session.L_preview, session.ab), folder),
             gr.update(choices=labels, value=labels[session.selected] if selected else None),
             gr.update(value=selected.hex) if selected else gr.update(),
             gr.update(value=selected.size) if selected else gr.update(),
-            [(swatch(color), f"{color} {p:.1%}") for color, p in session.suggestions],
+            [(served_png(swatch(color), folder), f"{color} {p:.1%}") for color, p in session.suggestions],
             f"{message} {status}".strip())
 
 
 def build_app(colorizer: Colorizer, max_bytes: int = 30_000_000, max_pixels: int = 40_000_000) -> gr.Blocks:
     export_folder = tempfile.mkdtemp(prefix="colorization-app-")
     with gr.Blocks(title="Colorize your own photos") as app:
+        show = functools.partial(view, colorizer, app.GRADIO_CACHE)
         session = gr.State(None)
         gr.Markdown("## Colorize your own photos\nUpload a photo, click it to place colour hints; "
                     "the result re-colorizes after every edit.")
@@ -217,13 +241,13 @@ def build_app(colorizer: Colorizer, max_bytes: int = 30_000_000, max_pixels: int
 
         def on_upload(path):
             if path is None:
-                return view(colorizer, None)
+                return show(None)
             try:
                 new = open_upload(colorizer, path, max_bytes, max_pixels)
             except UploadError as error:
                 gr.Warning(str(error))
-                return view(colorizer, None, f"Cannot use this file: {error}.")
-            values = list(view(colorizer, new))  # the slider fits the photo: up to its longer side
+                return show(None, f"Cannot use this file: {error}.")
+            values = list(show(new))  # the slider fits the photo: up to its longer side
             values[5] = gr.update(maximum=max(new.photo.width, new.photo.height),
                                   value=default_size(colorizer, new.photo))
             return values
@@ -231,14 +255,14 @@ def build_app(colorizer: Colorizer, max_bytes: int = 30_000_000, max_pixels: int
         def on_edit(change):
             """Wrap an edit so that events without a photo loaded do nothing."""
             def handler(state, *args):
-                return view(colorizer, change(state, *args) if state is not None else None)
+                return show(change(state, *args) if state is not None else None)
             return handler
 
         def on_click(state, click_mode, patch_size, evt: gr.SelectData):
-            return view(colorizer, click(colorizer, state, *evt.index, click_mode, patch_size) if state else None)
+            return show(click(colorizer, state, *evt.index, click_mode, patch_size) if state else None)
 
         def on_suggestion(state, evt: gr.SelectData):
-            return view(colorizer, restyle(colorizer, state, color=state.suggestions[evt.index][0]))
+            return show(restyle(colorizer, state, color=state.suggestions[evt.index][0]))
 
         def on_color(state, value):
             try:
@@ -247,20 +271,20 @@ def build_app(colorizer: Colorizer, max_bytes: int = 30_000_000, max_pixels: int
                 return [gr.skip()] * len(outputs)
             if state is None or state.selected is None or state.hints[state.selected].color == rgb:
                 return [gr.skip()] * len(outputs)
-            return view(colorizer, restyle(colorizer, state, color=to_hex(rgb)))
+            return show(restyle(colorizer, state, color=to_hex(rgb)))
 
         def on_select_hint(state, index):
             if state is not None and index is not None:
                 state.selected = index
                 hint = state.hints[index]
                 state.suggestions = colorizer.suggestions(state.photo, state.logits, hint.x, hint.y, N_SUGGESTIONS)
-            return view(colorizer, state)
+            return show(state)
 
         def on_export(state):
             return export(colorizer, state, export_folder) if state is not None else None
 
         upload.upload(on_upload, upload, outputs)
-        upload.clear(lambda: view(colorizer, None), None, outputs)
+        upload.clear(lambda: show(None), None, outputs)
         photo.select(on_click, [session, mode, size], outputs)
         suggestions.select(on_suggestion, session, outputs)
         hints.input(on_select_hint, [session, hints], outputs)
