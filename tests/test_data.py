@@ -1,6 +1,9 @@
 """The catalogue (a real FiftyOne database in a temporary folder), decoding, and the DataModule."""
 
+import json
 import logging
+import os
+import re
 import shutil
 
 import numpy as np
@@ -10,6 +13,8 @@ from PIL import Image
 
 from colorization.data import ColorizationDataModule, DecodeError, catalogue, decode_image
 from colorization.transforms import PaperHints
+from tests.conftest import compose_train
+from train import train
 
 GRAY = {"000000113488.jpg", "000000084533.jpg", "000000205401.jpg", "000000431848.jpg", "000000570448.jpg"}
 
@@ -116,6 +121,47 @@ def test_bad_files_are_reported_once_and_nothing_else_is_dropped(tmp_path, caplo
                                       "sixteen_bit.png", "cmyk.jpg", "gray.png"}
     batches = list(dm.train_dataloader())
     assert sum(len(b["rgb"]) for b in batches) == len(dm.files["train"])
+
+
+def test_training_finishes_on_a_coco_directory_of_bad_files(tmp_path, caplog):
+    """The same files as a COCO-format folder whose annotations list every one: ingestion and a real training
+    run (fit and test) finish, each bad file is reported once, and every usable photo is used."""
+    coco = tmp_path / "coco"
+    coco.mkdir()
+    bad = write_bad_folder(coco / "train2017")
+    for path in catalogue.sample_photo_paths()[4:]:  # enough colour photos for non-empty val and test splits
+        shutil.copy(path, coco / "train2017")
+    images = [{"id": i, "file_name": path.name, "width": 64, "height": 64}
+              for i, path in enumerate(sorted((coco / "train2017").iterdir()), 1)]
+    (coco / "annotations").mkdir()
+    (coco / "annotations" / "instances_train2017.json").write_text(
+        json.dumps({"images": images, "annotations": [], "categories": []}))
+    cfg = compose_train(tmp_path / "run", "data=coco_dir", f"data.dir={coco}", "data.coco_splits=[train2017]",
+                        "data.max_pixels=4000000", "data.image_size=32", "data.batch_size=2",
+                        f"paths.cache_dir={tmp_path / 'cache'}")
+    with caplog.at_level(logging.INFO):
+        result = train(cfg)
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped:")]
+    assert sorted(m.split(":")[1].strip().rsplit("/", 1)[-1] for m in skipped) == sorted(bad)  # once each
+    summary = next(r.getMessage() for r in caplog.records if "undecodable" in r.getMessage())
+    assert "20 photos, 5 undecodable, 3 near-gray filtered out" in summary  # gray, sixteen_bit, hubble_deep_field
+    assert sum(int(n) for n in re.findall(r"(?:train|val|test) (\d+)", summary)) == 12  # every colour photo
+    assert np.isfinite(result["metrics"]["test/acc"]) and os.path.exists(result["best_checkpoint"])
+
+
+def test_an_empty_validation_split_is_reported(tmp_path, caplog):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in catalogue.sample_photo_paths()[:2]:  # too few photos for three splits: all of them train
+        shutil.copy(path, photos)
+    dm = ColorizationDataModule(source="images", dir=str(photos), image_size=32, num_workers=0,
+                                hints=PaperHints(), cache_dir=str(tmp_path / "cache"))
+    dm.prepare_data()
+    with caplog.at_level(logging.WARNING):
+        dm.setup("fit")
+        dm.setup("test")
+    warnings = [r.getMessage() for r in caplog.records if "split is empty" in r.getMessage()]
+    assert len(warnings) == 2 and "data.split_fractions.val" in warnings[0] and "no test metrics" in warnings[1]
 
 
 def test_worker_skips_a_file_that_breaks_after_cataloguing(tmp_path, caplog):

@@ -105,10 +105,11 @@ def _store_gray_fractions(dataset, threshold: float, max_pixels: int, size: int 
 
 
 def _tag_splits(dataset, fractions: dict, seed: int):
-    """Seeded split by tags, once; every split gets at least one photo where there are enough photos."""
+    """Seeded split of the decodable photos by tags, once; every split gets at least one photo where there are
+    enough photos."""
     if dataset.match_tags(list(SPLITS)).count():
         return
-    ids = np.array(dataset.values("id"))
+    ids = np.array(dataset.exists("gray_fraction").values("id"))
     np.random.default_rng(seed).shuffle(ids)
     counts = [max(1, round(fractions[s] * len(ids))) if len(ids) >= len(SPLITS) else 0 for s in SPLITS[1:]]
     edges = np.cumsum([len(ids) - sum(counts)] + counts)

@@ -72,10 +72,11 @@ class ColorizationDataModule(L.LightningDataModule):
         files = catalogue.split_files(dataset, h.max_gray_fraction)
         errors = catalogue.decode_errors(dataset)
         for message in errors.values():
-            log.warning("skipped: %s", message)
-        log.info("catalogue %s: %d photos, %d undecodable, %d near-gray filtered out; %s", dataset.name,
-                 len(dataset), len(errors), len(dataset) - len(errors) - len(files["all"]),
-                 ", ".join(f"{k} {len(v)}" for k, v in files.items() if k != "all"))
+            self._log_once(logging.WARNING, f"skipped: {message}")
+        gray = len(dataset) - len(errors) - len(files["all"])
+        splits = ", ".join(f"{k} {len(v)}" for k, v in files.items() if k != "all")
+        self._log_once(logging.INFO, f"catalogue {dataset.name}: {len(dataset)} photos, {len(errors)} undecodable, "
+                                     f"{gray} near-gray filtered out; {splits}")
         os.makedirs(h.cache_dir, exist_ok=True)
         with open(self._files_json, "w") as f:
             json.dump({"dataset": dataset.name, "files": files, "decode_errors": errors}, f)
@@ -90,6 +91,18 @@ class ColorizationDataModule(L.LightningDataModule):
             self.files = json.load(f)["files"]
         if stage == "fit" and not self.files["train"]:
             raise ValueError(f"data: no training photos left after the gray filter ({self._files_json})")
+        split = {"fit": "val", "validate": "val", "test": "test"}.get(stage)
+        if split and not self.files[split]:
+            without = "no best checkpoint (last.ckpt is still saved)" if split == "val" else "no test metrics"
+            self._log_once(logging.WARNING, f"data: the {split} split is empty after the gray filter, so {without}; "
+                                            f"add photos or raise data.split_fractions.{split}")
+
+    def _log_once(self, level: int, message: str) -> None:
+        """Each bad file and the summary once per run: prepare_data runs again for testing, and a worker meets
+        a file that broke after cataloguing in every epoch."""
+        if message not in self.reported:
+            self.reported.add(message)
+            log.log(level, message)
 
     # -- loaders ------------------------------------------------------------------------------------------
     def _dataset(self, paths: list[str]):
@@ -124,9 +137,7 @@ class ColorizationDataModule(L.LightningDataModule):
     # -- on the device, batched ---------------------------------------------------------------------------
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         for message in batch.pop("errors", []):
-            if message not in self.reported:
-                self.reported.add(message)
-                log.warning("skipped: %s", message)
+            self._log_once(logging.WARNING, f"skipped: {message}")
         training = self.trainer is not None and self.trainer.training
         seeds = None if training else batch["index"] + 1_000_003 * self.hparams.seed
         batch.update(prepare_batch(batch["rgb"], self.hints, self.hparams.n_bins, tuple(self.hparams.ab_range),
