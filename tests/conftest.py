@@ -1,12 +1,17 @@
 """Test set-up: a private FiftyOne database, W&B switched off, a private cache; Hydra composition helpers."""
 
+import atexit
 import os
 import pathlib
+import shutil
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 TMP = pathlib.Path(tempfile.mkdtemp(prefix="colorization-tests-"))
+# Registered before FiftyOne is imported, so it runs after FiftyOne's own exit handlers (which use the database);
+# its MongoDB files are ~300 MB a session.
+atexit.register(shutil.rmtree, TMP, ignore_errors=True)
 # Before FiftyOne or W&B are imported anywhere: they read these once.
 os.environ.update({
     "FIFTYONE_DATABASE_DIR": str(TMP / "fiftyone-db"),

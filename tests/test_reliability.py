@@ -118,6 +118,11 @@ def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path, tiny_chec
     torch.save(checkpoint, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="other.ckpt: weights do not fit"):
         load_system(str(tmp_path / "other.ckpt"))
+    checkpoint = torch.load(tiny_checkpoint, weights_only=True)
+    checkpoint["hyper_parameters"]["n_bins"] = 16  # trained with 32
+    torch.save(checkpoint, tmp_path / "bins.ckpt")
+    with pytest.raises(CheckpointError, match="bins.ckpt: weights do not fit .* with 16 bins"):
+        load_system(str(tmp_path / "bins.ckpt"))
     pickled = tmp_path / "pickled.ckpt"
     torch.save({"hyper_parameters": {"net": OmegaConf.create({"name": "unet"})}, "state_dict": {}}, pickled)
     with pytest.raises(CheckpointError, match="not a colorization checkpoint"):  # refuses pickled objects
