@@ -55,6 +55,7 @@ class ColorizationSystem(L.LightningModule):
     # Inference in bfloat16 on CPUs that compute it natively (AMX / AVX512-BF16): ~3x faster per photo, ab within
     # about 0.5 LAB units of float32 (BENCHMARKS.md). False: float32. Training and `self(x)` are not affected.
     bf16_inference = True
+    skip_optimizer_step = False  # set by training_step for a batch that must not change the weights
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for inference (call under no_grad): `self(x)`, in bfloat16 where `bf16_inference` pays."""
@@ -107,14 +108,28 @@ class ColorizationSystem(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "train")
-        if loss is not None and not torch.isfinite(loss):
+        finite = loss is not None and bool(torch.isfinite(loss))
+        # Decided by every DDP rank together: a rank that stopped or skipped alone would leave the others waiting
+        # in backward's gradient all-reduce.
+        if self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            return loss
+        nonfinite_here = loss is not None and not finite
+        if self.trainer.strategy.reduce_boolean_decision(nonfinite_here, all=False):
+            value = loss.item() if nonfinite_here else "on another device"
             where = f"at step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
-            if self.hparams.on_nonfinite == "skip":  # no backward, no optimiser step for this batch
-                log.warning("non-finite loss %s %s: batch skipped", loss.item(), where)
-                return None
-            raise NonFiniteLossError(f"non-finite loss ({loss.item()}) {where}; lower optimizer.lr, or set "
-                                     "loss.on_nonfinite=skip to skip such batches")
-        return loss
+            if self.hparams.on_nonfinite == "stop":
+                raise NonFiniteLossError(f"non-finite loss ({value}) {where}; lower optimizer.lr, or set "
+                                         "loss.on_nonfinite=skip to skip such batches")
+            log.warning("non-finite loss (%s) %s: batch skipped", value, where)
+        # Skip this batch on every rank (else every file of it failed to decode, reported by the data module).
+        # Lightning refuses None under DDP, so: zero gradients for the all-reduce, dropped before the step.
+        self.skip_optimizer_step = True
+        return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+
+    def on_before_optimizer_step(self, optimizer):
+        if self.skip_optimizer_step:
+            optimizer.zero_grad(set_to_none=True)  # Adam leaves parameters without gradients untouched
+            self.skip_optimizer_step = False
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")

@@ -15,3 +15,14 @@ class SignalAtStep(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_step == self.step:
             os.kill(os.getpid(), self.signum)
+
+
+class NaNInputAtStep(L.Callback):
+    """Make the loss non-finite at global step `step` on one DDP rank only (a bad batch on one device)."""
+
+    def __init__(self, step: int, rank: int = 0):
+        self.step, self.rank = step, rank
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step and trainer.global_rank == self.rank:
+            batch["input"].fill_(float("nan"))

@@ -74,11 +74,39 @@ def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch):
         train(compose_train(tmp_path, "test=false"))
 
 
-def test_nonfinite_loss_skip_mode_keeps_the_weights_finite(tmp_path, monkeypatch):
+def adam_updates(checkpoint: dict) -> int:
+    """How many optimiser steps changed the weights (Adam counts only steps with gradients)."""
+    return int(checkpoint["optimizer_states"][0]["state"][0]["step"])
+
+
+def test_nonfinite_loss_skip_mode_skips_that_batch_only(tmp_path, monkeypatch):
     nan_after_first_step(monkeypatch)
-    result = train(compose_train(tmp_path, "test=false", "loss.on_nonfinite=skip", "trainer.max_epochs=2"))
-    weights = torch.load(result["best_checkpoint"], weights_only=True)["state_dict"]
-    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+    train(compose_train(tmp_path, "test=false", "loss.on_nonfinite=skip", "trainer.max_epochs=2"))
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert all(torch.isfinite(w).all() for w in checkpoint["state_dict"].values() if w.is_floating_point())
+    assert adam_updates(checkpoint) == checkpoint["global_step"] - 1 > 0
+
+
+# Two DDP processes on CPU, a NaN batch on rank 1 only (train.py in a subprocess: Lightning's ddp re-runs it).
+DDP_NAN_ON_RANK_1 = ["trainer.devices=2", "trainer.strategy=ddp", "data.batch_size=2", "test=false",
+                     "+callbacks.fault._target_=tests.faults.NaNInputAtStep", "+callbacks.fault.step=1",
+                     "+callbacks.fault.rank=1"]
+
+
+def test_nonfinite_loss_on_one_ddp_rank_stops_every_rank(tmp_path):
+    result = run_train(*DDP_NAN_ON_RANK_1, f"hydra.run.dir={tmp_path}", timeout=180)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert "NonFiniteLossError: non-finite loss (nan) at step 1" in output  # rank 1
+    assert "NonFiniteLossError: non-finite loss (on another device) at step 1" in output  # rank 0, not left waiting
+
+
+def test_nonfinite_loss_on_one_ddp_rank_skip_mode_skips_it_on_every_rank(tmp_path):
+    result = run_train(*DDP_NAN_ON_RANK_1, "loss.on_nonfinite=skip", "trainer.max_epochs=2",
+                       f"hydra.run.dir={tmp_path}", timeout=180)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert adam_updates(checkpoint) == checkpoint["global_step"] - 1 > 0
 
 
 def final_weights(path):
