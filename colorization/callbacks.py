@@ -1,10 +1,12 @@
-"""Callbacks: the per-epoch panel of fixed validation images."""
+"""Callbacks: the per-epoch panel of fixed validation images, per-epoch seeding, a checkpoint on SIGTERM."""
 
 import os
+import signal
 
 import lightning as L
 import numpy as np
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from PIL import Image
 
 from colorization.visualize import panel
@@ -64,16 +66,30 @@ class SeedEachEpoch(L.Callback):
 
 
 class SaveOnSigterm(L.Callback):
-    """A cluster scheduler's SIGTERM: Lightning stops after the current batch; save last.ckpt before exiting,
-    so `ckpt_path=last` resumes from there."""
+    """A cluster scheduler's SIGTERM: finish the batch in flight, save last.ckpt and exit, on every rank at the
+    same batch, so `ckpt_path=last` resumes from there.
+
+    Its own handler only notes the signal; the ranks then agree at the end of each batch. Why not Lightning's
+    (2.6): under DDP it broadcasts from inside the signal handler, which collides with whatever collective the
+    other rank is in (seen here: a gloo size mismatch, every process dead, no checkpoint).
+    """
 
     def __init__(self, dirpath: str):
         self.dirpath = dirpath
+        self.received = False
         self.saved = None
 
-    def on_exception(self, trainer, pl_module, exception):
-        from lightning.pytorch.utilities.exceptions import SIGTERMException
+    def on_train_start(self, trainer, pl_module):  # after Lightning installed its handlers, which restore at teardown
+        signal.signal(signal.SIGTERM, self._note)
 
+    def _note(self, signum, frame):
+        self.received = True
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.strategy.reduce_boolean_decision(self.received, all=False):  # any rank's notice stops all
+            raise SIGTERMException
+
+    def on_exception(self, trainer, pl_module, exception):
         if isinstance(exception, SIGTERMException):
             self.saved = os.path.join(self.dirpath, "last.ckpt")
-            trainer.save_checkpoint(self.saved)
+            trainer.save_checkpoint(self.saved)  # every rank calls it: rank 0 writes, the others wait

@@ -140,6 +140,20 @@ def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
     assert checkpoint["global_step"] == 4  # the batch in flight finished, then it stopped
 
 
+def test_sigterm_to_one_ddp_rank_saves_once_stops_every_rank_and_resumes(tmp_path):
+    """Lightning's own handler broadcasts from inside the signal handler: under DDP that crashed every process
+    without a checkpoint. Here rank 1 alone is signalled; both ranks stop after the same batch."""
+    ddp = ["trainer.devices=2", "trainer.strategy=ddp", "data.batch_size=2", "trainer.max_epochs=3", "test=false",
+           f"hydra.run.dir={tmp_path}"]
+    result = run_train(*ddp, "+callbacks.fault._target_=tests.faults.SignalAtStep", "+callbacks.fault.step=3",
+                       "+callbacks.fault.signal_name=SIGTERM", "+callbacks.fault.rank=1", timeout=180)
+    assert result.returncode == 143, (result.stdout + result.stderr)[-3000:]
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    resumed = run_train(*ddp, "ckpt_path=last", timeout=180)
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+
+
 def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path, tiny_checkpoint):
     checkpoint = torch.load(tiny_checkpoint, weights_only=True)
     checkpoint["hyper_parameters"]["net"] = {"name": "unet", "widths": [8, 16, 32, 64]}
