@@ -9,7 +9,6 @@ which `colorize --hints` reproduces. All computation is colorization.inference, 
 import argparse
 import functools
 import hashlib
-import io
 import os
 import sys
 import tempfile
@@ -149,21 +148,16 @@ def export(colorizer: Colorizer, session: Session, folder: str) -> list[str]:
 
 # -- what the widgets show --------------------------------------------------------------------------------
 def served_png(image: np.ndarray, folder: str) -> str:
-    """The image as a PNG under `folder` (Gradio's cache), named by its content and moved into place once.
+    """The image as a PNG under `folder` (Gradio's cache), named by its pixels and written once, atomically.
 
     Why not hand Gradio the array: it writes arrays to a content-hash path in place (truncate, then write),
     so identical outputs of concurrent requests re-wrote a file another request was downloading, which
     arrived truncated. Files already in its cache are served as they are, and these are never re-written.
     """
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, "png")
-    data = buffer.getvalue()
-    path = os.path.join(folder, hashlib.sha256(data).hexdigest(), "image.png")
+    digest = hashlib.sha256(str(image.shape).encode() + image.tobytes()).hexdigest()
+    path = os.path.join(folder, digest, "image.png")
     if not os.path.exists(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), prefix=".image-", delete=False) as staging:
-            staging.write(data)
-        os.replace(staging.name, path)  # atomic: a reader sees no file or the whole file
+        save_image(image, path)  # a temporary file, then a rename: readers see no file or the whole file
     return path
 
 
