@@ -39,7 +39,7 @@ def run(cfg: DictConfig) -> str:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     if "model" in cfg.methods and not cfg.ckpt_path:
         raise evaluation.EvaluationError("ckpt_path is required to evaluate the model (or leave model out of methods)")
-    system = load_system(cfg.ckpt_path, map_location=device) if "model" in cfg.methods else None
+    system = load_system(cfg.ckpt_path, map_location=device).for_inference() if "model" in cfg.methods else None
     trained_size = checkpoint_image_size(cfg.ckpt_path) if system else None
     image_size = cfg.image_size or trained_size or 256
     evaluation.check_options(cfg.methods, cfg.settings, image_size)

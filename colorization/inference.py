@@ -170,7 +170,7 @@ class Colorizer:
     def __init__(self, system: ColorizationSystem, size: int = DEFAULT_SIZE, device: str = "cpu"):
         if size < 16 or size % 16:
             raise ValueError(f"--size={size}: the network needs a multiple of 16 (at least 16)")
-        self.system, self.size, self.device = system.to(device).eval(), size, device
+        self.system, self.size, self.device = system.for_inference().to(device), size, device
 
     @classmethod
     def from_checkpoint(cls, path: str, size: int | None = None, device: str = "cpu") -> "Colorizer":

@@ -1,5 +1,6 @@
 """The system: the only place that knows networks, transforms, the loss, metrics and optimisation."""
 
+import copy
 import logging
 
 import lightning as L
@@ -7,7 +8,7 @@ import torch
 from torchmetrics import MeanMetric
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
-from colorization.models import build_backbone
+from colorization.models import build_backbone, fold_batchnorm
 from colorization.transforms import class_weights, colourfulness, decode_logits, make_input, merge_l_ab
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,13 @@ class ColorizationSystem(L.LightningModule):
         native = x.device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
         with torch.autocast("cpu", torch.bfloat16, enabled=self.bf16_inference and native):
             return self(x).float()
+
+    def for_inference(self) -> "ColorizationSystem":
+        """An eval-mode copy with BatchNorm folded into the convolutions: the same outputs up to float rounding,
+        1.1-1.2x faster on CPUs (BENCHMARKS.md). For colorize, the app and evaluation; not for training."""
+        system = copy.deepcopy(self).eval()
+        fold_batchnorm(system.net)
+        return system
 
     @torch.no_grad()
     def colorize(self, L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Inference figures: ms per 256 px forward of each backbone (default widths, batch 1) in plain eager float32
-against channels-last, bfloat16 autocast and both (`system.infer`, the default of `system.colorize`), and the
+against channels-last, bfloat16 autocast, both (`system.infer`) and both with BatchNorm folded into the
+convolutions (`system.for_inference()`, what colorize, the app and evaluate.py run), and the
 lower bound = the model's FLOPs / this CPU's convolution FLOP/s measured in the same run. Part of
 experiments/bench.py. (The colorize command's own timing is experiments/bench_inference.py.)"""
 
@@ -14,7 +15,8 @@ from colorization.models import BACKBONES
 from colorization.system import ColorizationSystem
 from colorization.transforms import PaperHints, prepare_batch
 
-INFER = "channels_last + bf16 (`system.infer`)"  # the default inference path
+INFER = "channels_last + bf16 (`system.infer`)"
+COLORIZE = "+ BatchNorm folded (`colorize`, app)"  # the default inference path: system.for_inference().infer
 BF16 = {"enabled": True, "device_type": "cpu", "dtype": torch.bfloat16}
 
 
@@ -70,8 +72,10 @@ def forward_variants(name: str, size: int, compile_too: bool = False) -> tuple[d
         with torch.autocast(**BF16):
             module(x)
 
+    folded = fast.for_inference()
     variants = {"eager fp32": lambda: plain(x), "channels_last fp32": lambda: fast(x),
-                "bf16 autocast": lambda: autocast(plain), INFER: lambda: fast.infer(x)}
+                "bf16 autocast": lambda: autocast(plain), INFER: lambda: fast.infer(x),
+                COLORIZE: lambda: folded.infer(x)}
     compile_seconds = float("nan")
     if compile_too:
         compiled = torch.compile(fast.net)
@@ -89,7 +93,7 @@ def inference_figures(size: int = 256, repeats: int = 3, compile_too: bool = Fal
     for name in BACKBONES:
         variants, work, compile_seconds = forward_variants(name, size, compile_too)
         seconds = interleaved(variants, repeats)
-        out["backbones"][name] = {"compute share": compute_share(variants[INFER]),
+        out["backbones"][name] = {"compute share": compute_share(variants[COLORIZE]),
                                   "ms": {k: s * 1000 for k, s in seconds.items()}, "gflop": work / 1e9,
                                   "bound fp32 ms": work / peak["fp32"] * 1000,
                                   "bound bf16 ms": work / peak["bf16"] * 1000, "compile s": compile_seconds}
@@ -98,9 +102,9 @@ def inference_figures(size: int = 256, repeats: int = 3, compile_too: bool = Fal
 
 @torch.no_grad()
 def bf16_error(system: ColorizationSystem, batch: dict) -> dict:
-    """|ab| difference in LAB units between float32 and `system.infer` (bf16) after decoding, for a system."""
+    """|ab| difference in LAB units between float32 and colorize's path (bf16, BatchNorm folded) after decoding."""
     system.eval()
     reference = system.decode(system(batch["input"]))
-    ab = system.decode(system.infer(batch["input"]))
+    ab = system.decode(system.for_inference().infer(batch["input"]))
     difference = (ab - reference).abs().flatten()
     return {"mean": difference.mean().item(), "p99": difference.quantile(0.99).item(), "max": difference.max().item()}

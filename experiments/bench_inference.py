@@ -16,17 +16,16 @@ from PIL import Image
 
 from colorization.data.catalogue import sample_photo_paths
 from colorization.inference import Colorizer, Hint, save_image
-from colorization.models import BACKBONES
+from colorization.models import BACKBONES, count_parameters
 from colorization.system import ColorizationSystem
 
 CONF = os.path.join(os.path.dirname(__file__), "..", "conf", "model")
 HINTS = [Hint(100 * i, 80 * i, (200, 60, 30), 25) for i in range(1, 6)]  # five hints, as while editing
 
 
-def colorizer_for(name: str, size: int) -> Colorizer:
+def system_for(name: str) -> ColorizationSystem:
     """An untrained system with the backbone's default configuration (conf/model/NAME.yaml)."""
-    net = OmegaConf.to_container(OmegaConf.load(os.path.join(CONF, f"{name}.yaml")))
-    return Colorizer(ColorizationSystem(net), size)
+    return ColorizationSystem(OmegaConf.to_container(OmegaConf.load(os.path.join(CONF, f"{name}.yaml"))))
 
 
 def percentiles_ms(work, repeats: int, warmup: int = 2) -> tuple[float, float]:
@@ -62,13 +61,14 @@ def main():
         print(f"## Re-colorization at {args.size} px (forward + decode, 5 hints), ms\n")
         print("| backbone | parameters | p50 | p95 |\n| --- | ---: | ---: | ---: |")
         for name in BACKBONES:
-            colorizer = colorizer_for(name, args.size)
+            system = system_for(name)
+            colorizer = Colorizer(system, args.size)
             photo = colorizer.load_photo(sample_photo_paths()[0])
             p50, p95 = percentiles_ms(partial(colorizer.predict, photo, HINTS), args.repeats)
-            params = sum(p.numel() for p in colorizer.system.parameters())
+            params = count_parameters(system)  # as trained (the colorizer's copy has BatchNorm folded away)
             print(f"| {name} | {params / 1e6:.2f} M | {p50:.0f} | {p95:.0f} |")
 
-        colorizer = colorizer_for("resunet", args.size)
+        colorizer = Colorizer(system_for("resunet"), args.size)
         megapixels = args.width * args.height / 1e6
         print(f"\n## Full resolution, {args.width}x{args.height} ({megapixels:.0f} MP) JPEG, resunet, ms (p50 of 3)\n")
         photo = colorizer.load_photo(path)

@@ -148,3 +148,22 @@ def test_training_accuracy_equals_argmax_in_float32():
     assert system.metrics["train_acc"].compute() == pytest.approx(correct.mean().item(), abs=1e-6)
     assert system.metrics["train_acc_unhinted"].compute() == pytest.approx(
         ((correct * unhinted).sum() / unhinted.sum()).item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["unet", "resunet", "transunet"])
+def test_inference_copy_with_folded_batchnorm_gives_the_same_logits(name):
+    system = ColorizationSystem({"name": name, "widths": [8, 16, 32, 64]})
+    generator = torch.Generator().manual_seed(0)
+    for module in system.modules():  # trained-looking statistics, not the identity a fresh BatchNorm is
+        if isinstance(module, torch.nn.BatchNorm2d):
+            for tensor, low, high in ((module.running_mean, -1, 1), (module.running_var, 0.3, 3),
+                                      (module.weight.data, 0.5, 2), (module.bias.data, -1, 1)):
+                tensor.copy_(torch.rand(tensor.shape, generator=generator) * (high - low) + low)
+    folded = system.for_inference()
+    system.eval()
+    system.bf16_inference = folded.bf16_inference = False
+    x = torch.randn(2, 4, 32, 32, generator=generator)
+    with torch.no_grad():
+        assert torch.allclose(folded.infer(x), system.infer(x), atol=1e-4, rtol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in system.modules())  # the original is untouched

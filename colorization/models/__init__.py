@@ -1,6 +1,7 @@
 """Colorization backbones: (B, in_channels, H, W) -> (B, 2, n_bins, H, W) ab-bin logits."""
 
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .blocks import SIZE_MULTIPLE
 from .resunet import ResUNet
@@ -22,4 +23,18 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-__all__ = ["BACKBONES", "SIZE_MULTIPLE", "ResUNet", "SimpleUNet", "TransUNet", "build_backbone", "count_parameters"]
+def fold_batchnorm(net: nn.Module) -> nn.Module:
+    """For inference, in place: each BatchNorm2d that follows a Conv2d in a Sequential (every one in these
+    backbones) folded into that convolution's weights, so eval-mode outputs stay the same but one pass over
+    memory per norm is gone."""
+    for sequence in net.modules():
+        if isinstance(sequence, nn.Sequential):
+            for i in range(len(sequence) - 1):
+                if isinstance(sequence[i], nn.Conv2d) and isinstance(sequence[i + 1], nn.BatchNorm2d):
+                    sequence[i] = fuse_conv_bn_eval(sequence[i], sequence[i + 1])
+                    sequence[i + 1] = nn.Identity()
+    return net
+
+
+__all__ = ["BACKBONES", "SIZE_MULTIPLE", "ResUNet", "SimpleUNet", "TransUNet", "build_backbone", "count_parameters",
+           "fold_batchnorm"]
