@@ -87,9 +87,9 @@ def test_nonfinite_loss_skip_mode_skips_that_batch_only(tmp_path, monkeypatch):
     assert adam_updates(checkpoint) == checkpoint["global_step"] - 1 > 0
 
 
-# Two DDP processes on CPU, a NaN batch on rank 1 only (train.py in a subprocess: Lightning's ddp re-runs it).
-DDP_NAN_ON_RANK_1 = ["trainer.devices=2", "trainer.strategy=ddp", "data.batch_size=2", "test=false",
-                     "+callbacks.fault._target_=tests.faults.NaNInputAtStep", "+callbacks.fault.step=1",
+# Two DDP processes on CPU (train.py in a subprocess: Lightning's ddp re-runs it); a NaN batch on rank 1 only.
+DDP = ["trainer.devices=2", "trainer.strategy=ddp", "data.batch_size=2", "test=false"]
+DDP_NAN_ON_RANK_1 = [*DDP, "+callbacks.fault._target_=tests.faults.NaNInputAtStep", "+callbacks.fault.step=1",
                      "+callbacks.fault.rank=1"]
 
 
@@ -143,8 +143,7 @@ def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
 def test_sigterm_to_one_ddp_rank_saves_once_stops_every_rank_and_resumes(tmp_path):
     """Lightning's own handler broadcasts from inside the signal handler: under DDP that crashed every process
     without a checkpoint. Here rank 1 alone is signalled; both ranks stop after the same batch."""
-    ddp = ["trainer.devices=2", "trainer.strategy=ddp", "data.batch_size=2", "trainer.max_epochs=3", "test=false",
-           f"hydra.run.dir={tmp_path}"]
+    ddp = [*DDP, "trainer.max_epochs=3", f"hydra.run.dir={tmp_path}"]
     result = run_train(*ddp, "+callbacks.fault._target_=tests.faults.SignalAtStep", "+callbacks.fault.step=3",
                        "+callbacks.fault.signal_name=SIGTERM", "+callbacks.fault.rank=1", timeout=180)
     assert result.returncode == 143, (result.stdout + result.stderr)[-3000:]
