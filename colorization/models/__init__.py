@@ -1,18 +1,19 @@
 """Colorization backbones: (B, in_channels, H, W) -> (B, 2, n_bins, H, W) ab-bin logits."""
 
+from collections.abc import Callable
+
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from .backbones import UNet, resunet, transunet, unet
 from .blocks import SIZE_MULTIPLE
-from .resunet import ResUNet
-from .transunet import TransUNet
-from .unet import SimpleUNet
 
-BACKBONES: dict[str, type[nn.Module]] = {"unet": SimpleUNet, "resunet": ResUNet, "transunet": TransUNet}
+# name -> builder(in_channels, n_bins, widths, norm, ...); each is a UNet with its own blocks (backbones.py)
+BACKBONES: dict[str, Callable[..., UNet]] = {"unet": unet, "resunet": resunet, "transunet": transunet}
 
 
 def build_backbone(name: str, in_channels: int = 4, n_bins: int = 32, **kwargs) -> nn.Module:
-    """Instantiate a backbone by name; kwargs (widths, norm, ...) go to its constructor."""
+    """Instantiate a backbone by name; kwargs (widths, norm, ...) go to its builder."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; valid names: {', '.join(sorted(BACKBONES))}")
     return BACKBONES[name](in_channels=in_channels, n_bins=n_bins, **kwargs)
@@ -36,5 +37,4 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
     return net
 
 
-__all__ = ["BACKBONES", "SIZE_MULTIPLE", "ResUNet", "SimpleUNet", "TransUNet", "build_backbone", "count_parameters",
-           "fold_batchnorm"]
+__all__ = ["BACKBONES", "SIZE_MULTIPLE", "UNet", "build_backbone", "count_parameters", "fold_batchnorm"]

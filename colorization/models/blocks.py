@@ -1,11 +1,6 @@
-"""Blocks shared by the three backbones, and the four-level U-Net skeleton they all use.
-
-The skeleton owns everything common (size check, pooling, decoder, colour head); each
-backbone only chooses its encoder levels, bottleneck and decoder block.
-"""
+"""The blocks a U-Net (backbones.py) is built from: conv levels, ResNet levels, patch transformers, the colour head."""
 
 import math
-from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,10 +34,14 @@ def conv_norm_relu(cin: int, cout: int, norm: str, kernel_size: int = 3) -> list
 
 
 class ConvBlock(nn.Sequential):
-    """Two conv + norm + ReLU (the plain U-Net level)."""
+    """n_convs conv + norm + ReLU, cin -> hidden -> ... -> hidden -> cout (hidden defaults to cout)."""
 
-    def __init__(self, cin: int, cout: int, norm: str = "batch", kernel_size: int = 3):
-        super().__init__(*conv_norm_relu(cin, cout, norm, kernel_size), *conv_norm_relu(cout, cout, norm, kernel_size))
+    def __init__(self, cin: int, cout: int, norm: str = "batch", n_convs: int = 2, kernel_size: int = 3,
+                 hidden: int | None = None):
+        if n_convs < 1:
+            raise ValueError(f"a conv block needs at least one convolution, got n_convs={n_convs}")
+        chans = [cin, *[hidden or cout] * (n_convs - 1), cout]
+        super().__init__(*(m for a, b in zip(chans, chans[1:]) for m in conv_norm_relu(a, b, norm, kernel_size)))
 
 
 class BasicBlock(nn.Module):
@@ -149,7 +148,7 @@ class PatchTransformer(nn.Module):
         return x + y[..., :h, :w]
 
 
-# ---------------------------------------------------------------- U-Net skeleton
+# ---------------------------------------------------------------- output
 
 
 class ColorHead(nn.Module):
@@ -163,55 +162,3 @@ class ColorHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         return self.proj(x).view(b, 2, self.n_bins, h, w)
-
-
-def level_channels(in_channels: int, widths: Sequence[int]) -> list[tuple[int, int]]:
-    """(in, out) channels of the four encoder levels; validates widths."""
-    widths = tuple(int(c) for c in widths)
-    if len(widths) != 4 or min(widths) < 1:
-        raise ValueError(f"widths must be four positive channel counts, got {widths}")
-    chans = (in_channels, *widths)
-    return list(zip(chans[:-1], chans[1:]))
-
-
-class UNetSkeleton(nn.Module):
-    """Four encoder levels (MaxPool between), a bottleneck at 1/16, four decoder levels, colour head.
-
-    Each decoder level upsamples bilinearly, concatenates the matching skip and applies
-    `decoder_block(in, out)`; its channels come from the encoder's, so any widths work.
-    """
-
-    size_multiple = SIZE_MULTIPLE
-
-    def __init__(
-        self,
-        encoder: Sequence[nn.Module],
-        bottleneck: nn.Module,
-        decoder_block: Callable[[int, int], nn.Module],
-        widths: Sequence[int],
-        bottleneck_channels: int,
-        n_bins: int,
-    ):
-        super().__init__()
-        if len(encoder) != 4:
-            raise ValueError(f"expected 4 encoder levels, got {len(encoder)}")
-        self.encoder = nn.ModuleList(encoder)
-        self.pool = nn.MaxPool2d(2)
-        self.bottleneck = bottleneck
-        skips = list(reversed(widths))  # deepest first, the order the decoder meets them
-        ups = [bottleneck_channels, *skips[:-1]]
-        self.decoder = nn.ModuleList(decoder_block(up + skip, skip) for up, skip in zip(ups, skips))
-        self.head = ColorHead(widths[0], n_bins)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_size(x)
-        skips = []
-        for level in self.encoder:
-            x = level(x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.bottleneck(x)
-        for level, skip in zip(self.decoder, reversed(skips)):
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = level(torch.cat([x, skip], dim=1))
-        return self.head(x)
