@@ -27,8 +27,8 @@ def test_coco_mini_loads_in_coco_format(shared_data):
     dataset = catalogue.build_catalogue("coco_dir", str(shared_data / "coco-mini"), name="test-coco-mini")
     assert len(dataset) == 80 + 79  # only the images listed in the instances json files
     assert dataset.exists("gray_fraction").count() == len(dataset)
-    assert sum(dataset.count_sample_tags().values()) == len(dataset)  # every photo in exactly one split
     files = catalogue.split_files(dataset)
+    assert sum(dataset.count_sample_tags().values()) == len(files["all"])  # every photo kept in exactly one split
     assert not set(files["train"]) & set(files["val"]) and not set(files["val"]) & set(files["test"])
 
 
@@ -44,18 +44,22 @@ def test_coco_zoo_source_finds_coco_already_on_disk(shared_data, tmp_path):
     for image in json.loads(labels.read_text())["images"]:
         (zoo / "validation" / "data" / image["file_name"]).symlink_to(shared_data / "coco-mini" / "val2017" /
                                                                       image["file_name"])
-    dataset = catalogue.build_catalogue("coco", str(tmp_path / "zoo"), coco_splits=["val2017"], max_samples=6)
-    assert len(dataset) == 6 and dataset.exists("gray_fraction").count() == 6
+    dataset = catalogue.build_catalogue("coco", str(tmp_path / "zoo"), coco_splits=["val2017"], max_samples=6,
+                                        gray_filter="paper")
+    kept = catalogue.split_files(dataset, "paper", max_samples=6)["all"]
+    assert len(kept) == 6 < len(dataset) < 79  # 6 that pass the paper's filter, without importing the whole split
+    assert dataset.exists("gray_a_fraction").count() == len(dataset)
     assert all(p.startswith(str(zoo / "validation" / "data")) for p in dataset.values("filepath"))
 
 
 def test_gray_filter_drops_the_gray_photos_and_keeps_the_colour_ones(shared_data):
     dataset = catalogue.build_catalogue("images", str(shared_data / "coco-mini"), name="test-coco-mini-images")
-    kept = names(catalogue.split_files(dataset)["all"])
     assert len(dataset) == 239
-    assert not GRAY & kept
-    assert len(kept) >= 0.9 * (239 - len(GRAY))
-    assert "000000000790.jpg" in kept  # an ordinary colour photo
+    for rule, count in (("chroma", 218), ("paper", 64)):  # the paper's code keeps about 1 in 4 COCO photos
+        kept = names(catalogue.split_files(dataset, rule)["all"])
+        assert not GRAY & kept, rule
+        assert len(kept) == count, rule
+        assert "000000000790.jpg" in kept, rule  # an ordinary colour photo
 
 
 def test_catalogue_is_reused_without_recomputing(monkeypatch, tmp_path):
@@ -69,7 +73,7 @@ def test_catalogue_is_reused_without_recomputing(monkeypatch, tmp_path):
     def fail(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(catalogue, "decode_image", fail)
+    monkeypatch.setattr(catalogue, "_measure_paths", fail)
     second = catalogue.build_catalogue("images", str(photos))
     assert second.name == first.name and second.values("gray_fraction") == fractions
     assert second.persistent
@@ -188,7 +192,7 @@ def test_datamodule_shapes_with_two_workers(tmp_path):
     batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     b = len(batch["rgb"])
     assert b == 4 and batch["rgb"].dtype == torch.uint8
-    assert batch["input"].shape == (b, 4, 64, 64) and batch["target"].shape == (b, 2, 64, 64)
+    assert batch["hint_ab"].shape == (b, 2, 64, 64) and batch["target"].shape == (b, 2, 64, 64)
     assert batch["target"].max() < 16 and batch["mask"].shape == (b, 1, 64, 64)
 
 
@@ -201,3 +205,28 @@ def test_class_counts_come_from_the_train_split_and_are_cached(tmp_path):
     assert counts.shape == (2, 32) and counts.sum(dim=1).tolist() == [len(dm.files["train"]) * 32 * 32] * 2
     assert len(list((tmp_path / "cache").glob("bin-counts-*.pt"))) == 1
     assert torch.equal(dm.bin_counts(), counts)
+
+
+def test_evaluation_resolves_its_split_without_caching_or_counting_the_others(tmp_path):
+    """evaluate.py reads one split: it must not decode and cache every split, nor count bins over train."""
+    from hydra import compose, initialize_config_dir
+
+    from evaluate import photo_paths
+    from tests.conftest import ROOT
+
+    coco = tmp_path / "coco"
+    (coco / "train2017").mkdir(parents=True)
+    for path in catalogue.sample_photo_paths():
+        shutil.copy(path, coco / "train2017")
+    images = [{"id": i, "file_name": p.name, "width": 64, "height": 64}
+              for i, p in enumerate(sorted((coco / "train2017").iterdir()), 1)]
+    (coco / "annotations").mkdir()
+    (coco / "annotations" / "instances_train2017.json").write_text(json.dumps({"images": images}))
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("eval", overrides=["data=coco_dir", f"data.dir={coco}", "data.coco_splits=[train2017]",
+                                         "data.num_workers=0", f"paths.cache_dir={tmp_path / 'cache'}"])
+    split, paths = photo_paths(cfg, 32, 32, [-128.0, 128.0])
+    assert split == "test" and 1 <= len(paths) < len(images)
+    assert all(p.startswith(str(coco)) for p in paths)
+    made = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert not [m for m in made if m.startswith(("resized-", "bin-counts-"))], made

@@ -1,25 +1,37 @@
-"""The catalogue: photo sources -> a persistent FiftyOne dataset with a stored `gray_fraction`, the
-paper's gray filter as a view, and seeded train/val/test split tags. Nothing downstream imports FiftyOne:
-`split_files` hands out plain file paths.
+"""The catalogue: photo sources -> a persistent FiftyOne dataset with each photo's gray measures stored, the gray
+filter, `max_samples` and seeded train/val/test splits applied on top. Nothing downstream imports FiftyOne:
+`select` hands out plain file paths.
+
+A source is read in batches ("the first n photos" of each source split, `Loader`), so `max_samples` counts
+photos that *pass* the gray filter: more are imported until that many pass or the split runs out. What the
+dataset stores depends only on the photos and the measure settings (`gray_threshold`, `max_pixels`): when those
+change, the measures are recomputed. The filter, `max_samples`, `seed` and `split_fractions` are applied to the
+stored measures on every run (`select`), and the split tags (for the FiftyOne App) follow them.
 """
 
 import hashlib
+import json
 import logging
+import math
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib.resources import files
 
 import fiftyone as fo
-import numpy as np
 import torch
 from fiftyone import ViewField as F
 from tqdm.auto import tqdm
 
-from colorization.data.decode import MAX_PIXELS, DecodeError, decode_image
-from colorization.transforms.color import rgb_to_lab
+from colorization.data.decode import IMAGE_EXTENSIONS, MAX_PIXELS, ImageFiles
+from colorization.data.gray import GRAY_FILTERS, gray_measures, is_gray
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+MEASURE_SIZE = 128  # photos are measured at this size (centre square)
+MEASURES = ("gray_fraction", "gray_a_fraction", "gray_b_fraction")
+FIELDS = {"gray_fraction": fo.FloatField, "gray_a_fraction": fo.FloatField, "gray_b_fraction": fo.FloatField,
+          "decode_error": fo.StringField, "source_split": fo.StringField, "source_index": fo.IntField}
 # Colour photos that ship inside installed packages: the offline default (`data=sample`).
 SAMPLE_PHOTOS = {
     "skimage.data": ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg",
@@ -27,6 +39,10 @@ SAMPLE_PHOTOS = {
     "sklearn.datasets.images": ["china.jpg", "flower.jpg"],
     "matplotlib": ["mpl-data/sample_data/grace_hopper.jpg"],
 }
+# load(n): the first n photos of a source split in the source's own fixed order (all when n is None); fewer
+# than n means the split has no more.
+Loader = Callable[[int | None], list[str]]
+Report = Callable[[int, str], None]
 
 
 def sample_photo_paths() -> list[str]:
@@ -42,114 +58,326 @@ def image_paths(directory: str) -> list[str]:
     return sorted(os.path.abspath(p) for p in found)
 
 
-def _import_coco_dir(name, directory, coco_splits, max_samples):
-    dataset = fo.Dataset(name)
-    for split in coco_splits:
-        dataset.add_dir(dataset_dir=directory, dataset_type=fo.types.COCODetectionDataset, data_path=split,
-                        labels_path=f"annotations/instances_{split}.json", label_types=[],
-                        max_samples=max_samples)
-    return dataset
+# -- sources: one loader per source split -----------------------------------------------------------------
+def _list_loader(list_paths: Callable[[], list[str]]) -> Loader:
+    cached = []
+
+    def load(n):
+        if not cached:
+            cached.append(list_paths())
+        return cached[0][:n]
+    return load
 
 
-def _import_zoo_coco(name, directory, coco_splits, max_samples):
-    """COCO 2017 through the FiftyOne zoo: downloads what is not yet under `directory`/coco-2017
-    (images `<split>/data/`, annotations `raw/`), then imports. `max_samples` limits the download too."""
-    import fiftyone.zoo as foz
-
-    if directory:
-        fo.config.dataset_zoo_dir = os.path.abspath(directory)
-    zoo_splits = ["validation" if s.startswith("val") else s.replace("2017", "") for s in coco_splits]
-    return foz.load_zoo_dataset("coco-2017", splits=zoo_splits, max_samples=max_samples, label_types=[],
-                                dataset_name=name, shuffle=max_samples is not None, seed=0)
+def _coco_dir_paths(directory: str, split: str) -> list[str]:
+    """The photos a COCO-format json lists, in its order (only those: other files in the folder are not used)."""
+    with open(os.path.join(directory, "annotations", f"instances_{split}.json")) as f:
+        images = json.load(f)["images"]
+    return [os.path.abspath(os.path.join(directory, split, image["file_name"])) for image in images]
 
 
-def _import_source(name, source, directory, coco_splits, max_samples):
+def zoo_loader(directory: str | None, split: str) -> Loader:
+    """COCO 2017 through the FiftyOne zoo: load(n) downloads what of the zoo's seeded order's first n photos is
+    not yet under `directory`/coco-2017/<split>/data/ (after the annotations, `raw/`, once), then lists them."""
+
+    def load(n):
+        import fiftyone.zoo as foz
+
+        if directory:
+            fo.config.dataset_zoo_dir = os.path.abspath(directory)
+        zoo_split = "validation" if split.startswith("val") else split.replace("2017", "")
+        name = f"colorization-zoo-batch-{os.getpid()}"
+        batch = foz.load_zoo_dataset("coco-2017", split=zoo_split, max_samples=n, label_types=[],
+                                     dataset_name=name, drop_existing_dataset=True, shuffle=n is not None, seed=0)
+        try:
+            return batch.values("filepath")
+        finally:
+            batch.delete()
+    return load
+
+
+def source_loaders(source: str, directory: str | None, coco_splits) -> dict[str, Loader]:
+    """{source split: loader}; `all` for the sources without splits."""
     if source == "coco":
-        return _import_zoo_coco(name, directory, coco_splits, max_samples)
+        return {split: zoo_loader(directory, split) for split in coco_splits}
     if source == "coco_dir":
         if not os.path.isdir(directory or ""):
             raise FileNotFoundError(f"data.dir={directory!r} is not a COCO-format folder")
-        return _import_coco_dir(name, directory, coco_splits, max_samples)
-    paths = sample_photo_paths() if source == "sample" else image_paths(directory)
+        return {split: _list_loader(lambda split=split: _coco_dir_paths(directory, split)) for split in coco_splits}
+    if source == "sample":
+        return {"all": _list_loader(sample_photo_paths)}
+    if source != "images":
+        raise ValueError(f"data.source={source!r}: expected sample, images, coco_dir or coco")
+    paths = image_paths(directory)
     if not paths:
         raise FileNotFoundError(f"data.dir={directory!r} holds no photos ({', '.join(IMAGE_EXTENSIONS)})")
-    dataset = fo.Dataset(name)
-    dataset.add_images(paths[:max_samples])
-    return dataset
+    return {"all": _list_loader(lambda: paths)}
 
 
-def gray_fraction(rgb: torch.Tensor, threshold: float) -> float:
-    """Fraction of pixels whose chroma sqrt(a^2 + b^2) is below `threshold` (LAB units)."""
-    ab = rgb_to_lab(rgb[None])[0, 1:]
-    return (ab.norm(dim=0) < threshold).float().mean().item()
+# -- measuring ------------------------------------------------------------------------------------------------
+def _measure_paths(paths: list[str], threshold: float, max_pixels: int, num_workers: int = 0,
+                   bar: tqdm | None = None) -> list[dict]:
+    """Each photo's gray measures, or its decode error: {"gray_fraction", ..., "decode_error"}."""
+    out = [None] * len(paths)
+    loader = torch.utils.data.DataLoader(ImageFiles(paths, MEASURE_SIZE, "crop", max_pixels), batch_size=32,
+                                         num_workers=num_workers, collate_fn=list)
+    with tqdm(total=len(paths), desc="gray measures", unit="photo", disable=not paths or bar is not None) as own:
+        for items in loader:
+            for item in items:
+                if "error" in item:
+                    out[item["index"]] = {**dict.fromkeys(MEASURES), "decode_error": item["error"]}
+                else:
+                    out[item["index"]] = {**gray_measures(item["rgb"], threshold), "decode_error": None}
+            (bar or own).update(len(items))
+    return out
 
 
-def _store_gray_fractions(dataset, threshold: float, max_pixels: int, size: int = 128):
-    """Compute `gray_fraction` once per sample (a decode error is stored instead, and reported)."""
-    for field, kind in (("gray_fraction", fo.FloatField), ("decode_error", fo.StringField)):
-        if not dataset.has_sample_field(field):
-            dataset.add_sample_field(field, kind)
-    todo = dataset.exists("gray_fraction", False).exists("decode_error", False)
-    ids, paths = todo.values("id"), todo.values("filepath")
-    fractions, errors = [], []
-    for path in tqdm(paths, desc="gray fraction", disable=not paths):
-        try:
-            fractions.append(gray_fraction(decode_image(path, size, max_pixels=max_pixels), threshold))
-            errors.append(None)
-        except DecodeError as error:
-            fractions.append(None)
-            errors.append(str(error))
-    if ids:
-        todo.set_values("gray_fraction", dict(zip(ids, fractions)), key_field="id")
-        todo.set_values("decode_error", dict(zip(ids, errors)), key_field="id")
+def _passes(measures: dict, gray_filter: str, max_gray_fraction: float) -> bool:
+    if measures.get("decode_error") or any(measures.get(m) is None for m in MEASURES):
+        return False
+    return not is_gray(measures, gray_filter, max_gray_fraction)
 
 
-def _tag_splits(dataset, fractions: dict, seed: int):
-    """Seeded split of the decodable photos by tags, once; every split gets at least one photo where there are
-    enough photos."""
-    if dataset.match_tags(list(SPLITS)).count():
+def _next_request(imported: int, passing: int, want: int, minimum: int = 16) -> int:
+    """How many photos to ask the source for next: enough, at the pass rate seen so far, for `want` to pass
+    (plus 10%); the first request is `want` itself."""
+    if not imported:
+        return max(want, 1)
+    missing = want - passing
+    more = math.ceil(missing * imported / passing * 1.1) if passing else imported
+    return imported + max(more, minimum)
+
+
+class _Catalogue:
+    """build_catalogue's steps on one dataset, with its settings."""
+
+    CHUNK = 2000  # photos measured, then stored, at a time
+
+    def __init__(self, dataset, threshold, max_pixels, num_workers, report: Report):
+        self.dataset, self.threshold, self.max_pixels = dataset, float(threshold), max_pixels
+        self.num_workers, self.report = num_workers, report
+        for name, kind in FIELDS.items():
+            if not dataset.has_sample_field(name):
+                dataset.add_sample_field(name, kind)
+        self.info = dict(dataset.info.get("colorization") or {})
+
+    def save_info(self, **changes):
+        self.info.update(changes)
+        self.dataset.info["colorization"] = self.info
+        self.dataset.save()
+
+    def measure_settings(self):
+        return {"gray_threshold": self.threshold, "max_pixels": self.max_pixels, "size": MEASURE_SIZE}
+
+    def refresh_measures(self):
+        """Recompute every photo's measures when the settings they depend on changed; measure photos that lack
+        them (a run stopped while importing, or a dataset from an older version)."""
+        dataset, settings = self.dataset, self.measure_settings()
+        stored = self.info.get("measures")
+        if stored is not None and stored != settings and len(dataset):
+            changed = ", ".join(f"data.{k} {stored.get(k)} -> {v}" for k, v in settings.items() if stored.get(k) != v)
+            self.report(logging.INFO, f"gray measures: {changed}: recomputing all {len(dataset)} photos")
+            todo = dataset
+        else:
+            todo = dataset.exists("gray_a_fraction", False).exists("decode_error", False)
+            reused = len(dataset) - todo.count()
+            note = f"computing {todo.count()} that lack them, " if todo.count() else ""
+            if len(dataset):
+                self.report(logging.INFO, f"gray measures: {note}reused {reused} (data.gray_threshold "
+                                          f"{self.threshold}, data.max_pixels {self.max_pixels})")
+        ids, paths = todo.values("id"), todo.values("filepath")
+        if ids:
+            results = _measure_paths(paths, self.threshold, self.max_pixels, self.num_workers)
+            for name in (*MEASURES, "decode_error"):
+                todo.set_values(name, {i: r[name] for i, r in zip(ids, results)}, key_field="id")
+        self.save_info(measures=settings)
+        return len(ids)
+
+    def fill(self, split: str, load: Loader, want: int | None, passes: Callable[[dict], bool]) -> tuple[int, int]:
+        """Import photos of `split` in batches until `want` of them pass (None: all) or the split runs out.
+        Returns (photos imported now, requests made)."""
+        dataset = self.dataset
+        exhausted = set(self.info.get("exhausted", []))
+        known = dict(zip(dataset.values("filepath"), dataset.values("source_split")))
+        records = _records(dataset.match(F("source_split") == split))
+        imported, passing = len(records), sum(passes(r) for r in records)
+        added = requests = 0
+        while (want is None or passing < want) and split not in exhausted:
+            n = None if want is None else _next_request(imported, passing, want)
+            paths = [os.path.abspath(p) for p in load(n)]
+            requests += 1
+            new = [p for p in paths if known.get(p) is None]
+            with tqdm(total=len(new), desc=f"gray measures ({split})", unit="photo", disable=not new) as bar:
+                for start in range(0, len(new), self.CHUNK):  # stored a chunk at a time: a stopped run keeps them
+                    chunk = new[start:start + self.CHUNK]
+                    results = _measure_paths(chunk, self.threshold, self.max_pixels, self.num_workers, bar)
+                    self._add(split, chunk, results, imported, known)
+                    imported, added = imported + len(chunk), added + len(chunk)
+                    passing += sum(passes(r) for r in results)
+            if n is None or len(paths) < n or not new:
+                exhausted.add(split)
+                self.save_info(exhausted=sorted(exhausted))
+        if requests:
+            self.report(logging.INFO, f"source split {split}: imported {added} more photos in {requests} "
+                                      f"batch{'es' if requests > 1 else ''}: {passing} of {imported} pass the filter"
+                                      f"{' (all there are)' if split in exhausted else ''}")
+        return added, requests
+
+    def _add(self, split: str, paths: list[str], results: list[dict], first_index: int, known: dict):
+        """New photos with their measures, numbered in the source's order; a photo already in the dataset without
+        a source split (a dataset from an older version) is adopted instead."""
+        values = {p: {"source_split": split, "source_index": first_index + i, **r}
+                  for i, (p, r) in enumerate(zip(paths, results))}
+        adopt = [p for p in paths if p in known]
+        if adopt:
+            view = self.dataset.select_by("filepath", adopt)
+            for name in FIELDS:
+                view.set_values(name, {p: values[p][name] for p in adopt}, key_field="filepath")
+        self.dataset.add_samples([fo.Sample(filepath=p, **v) for p, v in values.items() if p not in known],
+                                 progress=False)
+        known.update(dict.fromkeys(paths, split))
+
+
+def _records(view) -> list[dict]:
+    """Every sample's id, path, source split/index, measures, decode error and tags, as plain dicts."""
+    names = ["id", "filepath", "source_split", "source_index", *MEASURES, "decode_error", "tags"]
+    columns = [view.values(name) for name in names]
+    return [dict(zip(names, row)) for row in zip(*columns)]
+
+
+# -- splits -----------------------------------------------------------------------------------------------------
+def assign_splits(keys: list[str], fractions: dict, seed: int) -> list[str]:
+    """A seeded split of `keys`: each key's place in the order of sha1(seed, key), cut at the fractions' counts.
+    When photos are added or removed only those near a cut can change split; every split gets at least one photo
+    where there are three or more."""
+    n = len(keys)
+    counts = [max(1, round(fractions[s] * n)) if n >= len(SPLITS) else 0 for s in SPLITS[1:]]
+    counts = [n - sum(counts), *counts]
+    order = sorted(range(n), key=lambda i: hashlib.sha1(f"{seed}/{keys[i]}".encode()).digest())
+    out = [""] * n
+    start = 0
+    for split, count in zip(SPLITS, counts):
+        for i in order[start:start + count]:
+            out[i] = split
+        start += count
+    return out
+
+
+def _split_key(path: str, root: str | None) -> str:
+    """What the split hashes: the path below the source's folder, so every machine draws the same split."""
+    return os.path.relpath(path, root) if root else os.path.basename(path)
+
+
+@dataclass
+class Selection:
+    """What a run uses: plain file lists per split (and `all`), with the counts of what was left out."""
+    files: dict[str, list[str]]
+    photos: int = 0  # in the dataset
+    undecodable: int = 0
+    gray: int = 0  # dropped by the gray filter
+    over_max: int = 0  # passed the filter beyond max_samples (per source split)
+    splits: dict = field(default_factory=dict)  # sample id -> split
+
+
+def select(dataset, gray_filter: str = "chroma", max_gray_fraction: float = 0.7, max_samples: int | None = None,
+           split_fractions: dict | None = None, seed: int = 0) -> Selection:
+    """The photos a run uses, from the stored measures alone (no tags, so concurrent runs with other settings
+    cannot disturb it): per source split the first `max_samples` that pass the filter, split by `seed`."""
+    if gray_filter not in GRAY_FILTERS:
+        raise ValueError(f"data.gray_filter={gray_filter!r}: expected one of {', '.join(GRAY_FILTERS)}")
+    records = _records(dataset)
+    root = (dataset.info.get("colorization") or {}).get("root")
+    undecodable = sum(bool(r["decode_error"]) for r in records)
+    kept, gray, over = [], 0, 0
+    by_split: dict[str, list[dict]] = {}
+    for r in records:
+        if not r["decode_error"] and r["source_split"] is not None:
+            by_split.setdefault(r["source_split"], []).append(r)
+    for part in by_split.values():
+        part.sort(key=lambda r: r["source_index"])
+        passing = [r for r in part if _passes(r, gray_filter, max_gray_fraction)]
+        gray += len(part) - len(passing)
+        over += max(0, len(passing) - max_samples) if max_samples is not None else 0
+        kept += passing[:max_samples]
+    splits = assign_splits([_split_key(r["filepath"], root) for r in kept],
+                           split_fractions or {"train": 0.8, "val": 0.1, "test": 0.1}, seed)
+    out = {split: sorted(r["filepath"] for r, s in zip(kept, splits) if s == split) for split in SPLITS}
+    out["all"] = sorted(r["filepath"] for r in kept)
+    return Selection(out, len(records), undecodable, gray, over, {r["id"]: s for r, s in zip(kept, splits)})
+
+
+def split_files(dataset, *args, **kwargs) -> dict[str, list[str]]:
+    """Plain file lists per split (and `all`): `select(...).files`."""
+    return select(dataset, *args, **kwargs).files
+
+
+def _tag_splits(dataset, selection: Selection, settings: dict, previous: dict | None, report: Report):
+    """The split tags follow the selection (for browsing in the App): only photos whose split changed are
+    re-tagged, and the log says why."""
+    wanted = selection.splits
+    changed = {}
+    for sample_id, tags in zip(dataset.values("id"), dataset.values("tags")):
+        have = [t for t in tags if t in SPLITS]
+        want = wanted.get(sample_id)
+        if have != ([want] if want else []):
+            changed[sample_id] = want
+    if not changed:
+        report(logging.INFO, f"splits: reused the tags of {len(wanted)} photos")
         return
-    ids = np.array(dataset.exists("gray_fraction").values("id"))
-    np.random.default_rng(seed).shuffle(ids)
-    counts = [max(1, round(fractions[s] * len(ids))) if len(ids) >= len(SPLITS) else 0 for s in SPLITS[1:]]
-    edges = np.cumsum([len(ids) - sum(counts)] + counts)
-    for split, part in zip(SPLITS, np.split(ids, edges[:-1])):
-        dataset.select(part.tolist()).tag_samples(split)
+    view = dataset.select(list(changed))
+    view.untag_samples(list(SPLITS))
+    for split in SPLITS:
+        ids = [i for i, s in changed.items() if s == split]
+        if ids:
+            dataset.select(ids).tag_samples(split)
+    if previous is None:
+        why = "first tagging"
+    else:
+        why = "; ".join(f"data.{k} {previous.get(k)} -> {v}" for k, v in settings.items() if previous.get(k) != v)
+        why = why or "the photos kept changed"
+    report(logging.INFO, f"splits: re-tagged {len(changed)} of {len(dataset)} photos ({why})")
 
 
-def catalogue_name(source: str, directory: str | None, coco_splits, max_samples) -> str:
-    key = f"{os.path.abspath(directory) if directory else ''}|{sorted(coco_splits)}|{max_samples}"
+# -- the catalogue ------------------------------------------------------------------------------------------
+def catalogue_name(source: str, directory: str | None, coco_splits) -> str:
+    """Keyed by what decides which photos can be in it; every other setting is applied on top (`select`)."""
+    key = f"{os.path.abspath(directory) if directory else ''}|{sorted(coco_splits)}"
     return f"colorization-{source}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
 
 
 def build_catalogue(source: str, directory: str | None = None, name: str | None = None,
                     coco_splits=("train2017", "val2017"), max_samples: int | None = None,
                     gray_threshold: float = 5.0, split_fractions: dict | None = None, seed: int = 0,
-                    max_pixels: int = MAX_PIXELS):
-    """The persistent FiftyOne dataset for a source, built on the first call and reused after."""
-    name = name or catalogue_name(source, directory, coco_splits, max_samples)
+                    max_pixels: int = MAX_PIXELS, gray_filter: str = "chroma", max_gray_fraction: float = 0.7,
+                    num_workers: int = 0, report: Report | None = None, loaders: dict[str, Loader] | None = None):
+    """The persistent FiftyOne dataset for a source, built on the first call and brought up to date after: the
+    measures recomputed if `gray_threshold` or `max_pixels` changed, more photos imported if fewer than
+    `max_samples` per source split pass the filter, the split tags set to this call's selection. Each step logs
+    what it reused and what it recomputed. `loaders` replaces the source's (tests: a local stand-in for the zoo)."""
+    report = report or (lambda level, message: log.log(level, message))
+    if gray_filter not in GRAY_FILTERS:
+        raise ValueError(f"data.gray_filter={gray_filter!r}: expected one of {', '.join(GRAY_FILTERS)}")
+    loaders = loaders or source_loaders(source, directory, list(coco_splits))
+    name = name or catalogue_name(source, directory, coco_splits)
     if fo.dataset_exists(name):
         dataset = fo.load_dataset(name)
+        report(logging.INFO, f"catalogue {name}: reusing {len(dataset)} photos")
     else:
-        log.info("building FiftyOne dataset %s from %s", name, source)
-        dataset = _import_source(name, source, directory, list(coco_splits), max_samples)
+        report(logging.INFO, f"catalogue {name}: building from {source}")
+        dataset = fo.Dataset(name)
         dataset.persistent = True
-    _store_gray_fractions(dataset, gray_threshold, max_pixels)
-    _tag_splits(dataset, split_fractions or {"train": 0.8, "val": 0.1, "test": 0.1}, seed)
+    catalogue = _Catalogue(dataset, gray_threshold, max_pixels, num_workers, report)
+    catalogue.save_info(root=os.path.abspath(directory) if directory else None)
+    catalogue.refresh_measures()
+    for split, load in loaders.items():
+        catalogue.fill(split, load, max_samples, lambda r: _passes(r, gray_filter, max_gray_fraction))
+    settings = {"gray_filter": gray_filter, "max_gray_fraction": max_gray_fraction,
+                "gray_threshold": float(gray_threshold), "max_samples": max_samples, "seed": seed,
+                "split_fractions": dict(split_fractions or {"train": 0.8, "val": 0.1, "test": 0.1})}
+    selection = select(dataset, gray_filter, max_gray_fraction, max_samples, settings["split_fractions"], seed)
+    _tag_splits(dataset, selection, settings, catalogue.info.get("selection"), report)
+    catalogue.save_info(selection=settings)
     return dataset
-
-
-def colour_view(dataset, max_gray_fraction: float = 0.7):
-    """The paper's filter: drop photos with more than 70% near-gray pixels (and undecodable ones)."""
-    return dataset.exists("gray_fraction").match(F("gray_fraction") <= max_gray_fraction)
-
-
-def split_files(dataset, max_gray_fraction: float = 0.7) -> dict[str, list[str]]:
-    """Plain file lists per split (and `all`), for workers that cannot take FiftyOne views."""
-    view = colour_view(dataset, max_gray_fraction)
-    out = {split: sorted(view.match_tags(split).values("filepath")) for split in SPLITS}
-    out["all"] = sorted(view.values("filepath"))
-    return out
 
 
 def decode_errors(dataset) -> dict[str, str]:

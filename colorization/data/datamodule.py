@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from colorization.checks import ConfigError
 from colorization.data.cache import CachedImages, build_cache, find_cache
 from colorization.data.decode import MAX_PIXELS, ImageFiles, collate
+from colorization.data.gray import GRAY_FILTERS
 from colorization.transforms import ab_to_bins, bin_counts, prepare_batch, rgb_to_lab
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ class EpochShuffle(torch.utils.data.Sampler):
 class ColorizationDataModule(L.LightningDataModule):
     def __init__(self, source: str = "sample", dir: str | None = None, dataset_name: str | None = None,
                  coco_splits=("train2017", "val2017"), max_samples: int | None = None,
-                 gray_threshold: float = 5.0, max_gray_fraction: float = 0.7, split_fractions: dict | None = None,
+                 gray_filter: str = "chroma", gray_threshold: float = 5.0, max_gray_fraction: float = 0.7,
+                 split_fractions: dict | None = None,
                  image_size: int = 256, resize: str = "crop", max_pixels: int = MAX_PIXELS,
                  batch_size: int = 32, eval_batch_size: int | None = None, num_workers: int = 2,
                  hints=None, n_bins: int = 32, ab_range=(-128.0, 128.0), seed: int = 0,
@@ -55,31 +57,48 @@ class ColorizationDataModule(L.LightningDataModule):
     def _files_json(self) -> str:
         h = self.hparams
         key = json.dumps([h.source, os.path.abspath(h.dir) if h.dir else None, h.dataset_name, list(h.coco_splits),
-                          h.max_samples, h.gray_threshold, h.max_gray_fraction, h.split_fractions, h.seed])
+                          h.max_samples, h.gray_filter, h.gray_threshold, h.max_gray_fraction, h.split_fractions,
+                          h.seed, h.max_pixels])
         return os.path.join(h.cache_dir, f"files-{hashlib.sha1(key.encode()).hexdigest()[:12]}.json")
 
-    def prepare_data(self):
+    def resolve_files(self) -> dict[str, list[str]]:
+        """The catalogue -> each split's plain file list, written to the files JSON (and `self.files`). Decodes
+        nothing beyond the catalogue's own measuring: no resize cache, no bin counts (evaluate.py needs no more)."""
         from colorization.data import catalogue  # FiftyOne is imported only where the catalogue is built
 
         h = self.hparams
+        if h.gray_filter not in GRAY_FILTERS:  # before any work: one line, exit code 2 (train.py)
+            raise ConfigError(f"data.gray_filter={h.gray_filter}: choose one of {', '.join(GRAY_FILTERS)}")
+        fractions = dict(h.split_fractions) if h.split_fractions else None
         try:
             dataset = catalogue.build_catalogue(h.source, h.dir, h.dataset_name, h.coco_splits, h.max_samples,
-                                                h.gray_threshold, h.split_fractions, h.seed, h.max_pixels)
+                                                h.gray_threshold, fractions, h.seed, h.max_pixels,
+                                                gray_filter=h.gray_filter, max_gray_fraction=h.max_gray_fraction,
+                                                num_workers=h.num_workers, report=self._log_once)
+            selection = catalogue.select(dataset, h.gray_filter, h.max_gray_fraction, h.max_samples, fractions,
+                                         h.seed)
+            errors = catalogue.decode_errors(dataset)
         except ConnectionError as error:  # what FiftyOne raises when its MongoDB cannot be reached
             raise ConfigError(f"cannot reach the FiftyOne database ({error}): set FIFTYONE_DATABASE_URI to a "
                               "running MongoDB, or unset it so FiftyOne starts its own in FIFTYONE_DATABASE_DIR "
                               "(default ~/.fiftyone)") from None
-        files = catalogue.split_files(dataset, h.max_gray_fraction)
-        errors = catalogue.decode_errors(dataset)
+        files = selection.files
         for message in errors.values():
             self._log_once(logging.WARNING, f"skipped: {message}")
-        gray = len(dataset) - len(errors) - len(files["all"])
         splits = ", ".join(f"{k} {len(v)}" for k, v in files.items() if k != "all")
-        self._log_once(logging.INFO, f"catalogue {dataset.name}: {len(dataset)} photos, {len(errors)} undecodable, "
-                                     f"{gray} near-gray filtered out; {splits}")
+        over = f", {selection.over_max} over data.max_samples" if selection.over_max else ""
+        self._log_once(logging.INFO, f"catalogue {dataset.name}: {selection.photos} photos, {len(errors)} undecodable, "
+                                     f"{selection.gray} near-gray filtered out (data.gray_filter={h.gray_filter}, "
+                                     f"max_gray_fraction={h.max_gray_fraction}){over}; {splits}")
         os.makedirs(h.cache_dir, exist_ok=True)
         with open(self._files_json, "w") as f:
             json.dump({"dataset": dataset.name, "files": files, "decode_errors": errors}, f)
+        self.files = files
+        return files
+
+    def prepare_data(self):
+        files = self.resolve_files()
+        h = self.hparams
         if h.cache_resized:  # decode and resize each photo once; the workers then read rows
             for split in ("train", "val", "test"):
                 build_cache(h.cache_dir, files[split], h.image_size, h.resize, h.max_pixels, h.num_workers,

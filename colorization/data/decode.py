@@ -6,6 +6,7 @@ from PIL import Image, ImageOps
 
 MAX_PIXELS = 178_956_970  # Pillow's decompression-bomb limit, made an error rather than a warning
 MIN_SIDE = 16
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
 class DecodeError(Exception):
