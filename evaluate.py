@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from colorization import evaluation
 from colorization.hydra_utils import register_resolvers
 from colorization.inference import checkpoint_image_size
-from colorization.system import CheckpointError, load_system
+from colorization.system import CheckpointError, load_system, resolve_checkpoint
 
 register_resolvers()
 
@@ -24,8 +24,7 @@ def photo_paths(cfg: DictConfig, image_size: int, n_bins: int, ab_range) -> tupl
     split = cfg.split or ("all" if cfg.data.source == "images" else "test")
     datamodule = hydra.utils.instantiate(cfg.data, hints=None, image_size=image_size, n_bins=n_bins,
                                          ab_range=list(ab_range), _convert_="all")
-    datamodule.prepare_data()
-    datamodule.setup()
+    datamodule.resolve_files()  # the file lists only: no resize caches, no bin counts, no other split decoded
     if split not in datamodule.files:
         raise evaluation.EvaluationError(f"split={split!r}: expected one of {', '.join(datamodule.files)}")
     paths = datamodule.files[split][: cfg.max_images]
@@ -37,21 +36,23 @@ def photo_paths(cfg: DictConfig, image_size: int, n_bins: int, ab_range) -> tupl
 def run(cfg: DictConfig) -> str:
     out_dir = cfg.paths.output_dir
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    if "model" in cfg.methods and not cfg.ckpt_path:
-        raise evaluation.EvaluationError("ckpt_path is required to evaluate the model (or leave model out of methods)")
-    system = load_system(cfg.ckpt_path, map_location=device).for_inference() if "model" in cfg.methods else None
-    trained_size = checkpoint_image_size(cfg.ckpt_path) if system else None
+    ckpt_path = resolve_checkpoint(cfg.ckpt_path) if "model" in cfg.methods else None  # null: the reference model
+    system = load_system(ckpt_path, map_location=device).for_inference() if ckpt_path else None
+    trained_size = checkpoint_image_size(ckpt_path) if system else None
     image_size = cfg.image_size or trained_size or 256
     evaluation.check_options(cfg.methods, cfg.settings, image_size)
     n_bins, ab_range = (system.hparams.n_bins, system.hparams.ab_range) if system else (cfg.bins.n, cfg.bins.range)
     split, paths = photo_paths(cfg, image_size, n_bins, ab_range)
 
-    options = dict(image_size=image_size, resize=cfg.data.resize, seed=cfg.seed, batch_size=cfg.batch_size,
+    if cfg.resize not in ("stretch", "crop"):
+        raise evaluation.EvaluationError(f"resize={cfg.resize!r}: expected stretch or crop")
+    options = dict(image_size=image_size, resize=cfg.resize, seed=cfg.seed, batch_size=cfg.batch_size,
                    num_workers=cfg.data.num_workers, device=device)
     save_dir = os.path.join(out_dir, "predictions") if cfg.fiftyone else None
     rows = evaluation.evaluate(system, list(cfg.methods), list(cfg.settings), paths, save_dir, **options)
-    about = {"checkpoint": cfg.ckpt_path, "data": f"{cfg.data.source} {cfg.data.dir or ''}".strip(), "split": split,
-             "image size": f"{image_size} px ({cfg.data.resize})", "hint seed": cfg.seed, "device": device}
+    about = {"checkpoint": cfg.ckpt_path or "reference", "data": f"{cfg.data.source} {cfg.data.dir or ''}".strip(),
+             "split": split,
+             "image size": f"{image_size} px ({cfg.resize})", "hint seed": cfg.seed, "device": device}
     evaluation.write_report(rows, out_dir, about)
     method = cfg.best_worst.method or ("model" if system else cfg.methods[0])
     evaluation.best_worst(system, rows, paths, os.path.join(out_dir, "best_worst.png"), method,

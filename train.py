@@ -47,6 +47,8 @@ def train(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     system = hydra.utils.instantiate(cfg.system, _convert_="all")
+    if cfg.init:
+        system.init_from(cfg.init)
     loggers = instantiate_all(cfg, "logger")
     trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=instantiate_all(cfg, "callbacks"))
     for logger in loggers:
@@ -62,7 +64,19 @@ def train(cfg: DictConfig) -> dict:
             metrics.update({k: v.item() for k, v in trainer.callback_metrics.items()})
     if trainer.is_global_zero:
         print(f"best checkpoint: {best or '(none saved)'}")
-    return {"metrics": metrics, "best_checkpoint": best}
+    return {"metrics": metrics, "best_checkpoint": best,
+            "optimized": optimized_value(trainer, metrics, cfg.get("optimized_metric"))}
+
+
+def optimized_value(trainer: L.Trainer, metrics: dict, name: str | None) -> float | None:
+    """What a sweeper (Optuna) optimises: `name`'s best value, the score of the checkpoint kept on it, not the
+    last epoch's; the last logged value where no checkpoint monitors it (fast_dev_run saves none)."""
+    for callback in trainer.checkpoint_callbacks:
+        if name and getattr(callback, "monitor", None) == name and callback.best_model_score is not None:
+            return callback.best_model_score.item()
+    if name and not any(getattr(c, "monitor", None) == name for c in trainer.checkpoint_callbacks):
+        log.warning("optimized_metric=%s: no checkpoint callback monitors it; returning its last value", name)
+    return metrics.get(name)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -78,7 +92,7 @@ def main(cfg: DictConfig) -> float | None:
         import wandb
 
         wandb.finish()  # one W&B run per multirun job
-    return result["metrics"].get(cfg.optimized_metric)
+    return result["optimized"]
 
 
 if __name__ == "__main__":

@@ -21,7 +21,15 @@ from tqdm.auto import tqdm
 
 from colorization.baselines import BASELINES
 from colorization.data.decode import ImageFiles, collate
-from colorization.transforms import PaperHints, PointHints, colourfulness, merge_l_ab, prepare_batch, rgb_to_lab
+from colorization.transforms import (
+    PaperHints,
+    PointHints,
+    colourfulness,
+    merge_l_ab,
+    prepare_batch,
+    propagate_hints,
+    rgb_to_lab,
+)
 from colorization.visualize import panel
 
 log = logging.getLogger(__name__)
@@ -48,15 +56,23 @@ def nearest_hint(L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor) -> 
     return out
 
 
-METHODS = {"model": None, **BASELINES, "nearest": nearest_hint}
+def fill_hints(L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Extra baseline: the hints propagated by push-pull, the fill that `input=fill` gives the network."""
+    return propagate_hints(hint_ab, mask)
+
+
+METHODS = {"model": None, **BASELINES, "nearest": nearest_hint, "fill": fill_hints}
+
+
+EVAL_PATCH = 6  # Zhang et al. 2017's evaluation (test_sweep.py): every point a 6x6 patch
 
 
 def hint_sampler(setting: str):
-    """`paper` -> PaperHints(); `points_N` -> PointHints(n_points=N)."""
+    """`paper` -> PaperHints(); `points_N` -> Zhang et al.'s evaluation hints: N 6x6 patches, centred normal."""
     if setting == "paper":
         return PaperHints()
     if setting.startswith("points_") and setting[7:].isdigit():
-        return PointHints(n_points=int(setting[7:]))
+        return PointHints(n_points=int(setting[7:]), min_size=EVAL_PATCH, max_size=EVAL_PATCH)
     raise EvaluationError(f"settings: {setting!r} is not `paper` or `points_N` (N a number of points)")
 
 
@@ -109,7 +125,7 @@ def predict(system, methods, settings, paths, positions=None, image_size=256, re
 def _colorize(system, method, batch):
     if method != "model":
         return METHODS[method](batch["L"], batch["hint_ab"], batch["mask"]), None
-    logits = system(batch["input"])  # system.colorize, keeping the logits for the paper's accuracy
+    logits = system(system.batch_input(batch))  # system.colorize, keeping the logits for the paper's accuracy
     accuracy = (logits.argmax(dim=2) == batch["target"]).float().mean(dim=(1, 2, 3))  # a and b pooled
     return system.decode(logits), accuracy
 

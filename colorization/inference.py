@@ -1,6 +1,6 @@
 """Colorize your own photos at full resolution; shared by the `colorize` command and the app.
 
-The network sees the whole photo stretched to its square training size; the ab it predicts there is
+The network sees the whole photo at about its training area, aspect kept (`network_grid`); the ab it predicts there is
 upsampled (bilinear) onto the photo's own lightness, so the result keeps the input's size and sharpness.
 Hints are given in the photo's pixel coordinates and mapped onto the network's grid.
 """
@@ -17,8 +17,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from colorization.data.decode import MAX_PIXELS, load_rgb
-from colorization.system import ColorizationSystem, load_system
-from colorization.transforms import bins_to_ab, make_input, merge_l_ab, rgb_to_lab
+from colorization.models import SIZE_MULTIPLE
+from colorization.system import ColorizationSystem, load_system, resolve_checkpoint
+from colorization.transforms import bins_to_ab, merge_l_ab, rgb_to_lab
+from colorization.weights import REFERENCE
 
 DEFAULT_SIZE = 256  # the network's input size when the checkpoint does not say what it was trained at
 HINT_KEYS = {"x", "y", "color", "size"}
@@ -133,7 +135,7 @@ class Photo:
     """A photo's lightness at full resolution and at the network's size (kornia's L, 0..100)."""
 
     L: torch.Tensor  # (1, 1, H, W)
-    L_net: torch.Tensor  # (1, 1, S, S): the whole photo stretched, as in training with resize=stretch
+    L_net: torch.Tensor  # (1, 1, h, w): the whole photo at the network's grid, its aspect kept (`network_grid`)
     name: str
 
     @property
@@ -146,8 +148,15 @@ class Photo:
 
     def grid_cell(self, x: int, y: int) -> tuple[int, int]:
         """The network grid cell (row, column) that holds original pixel (x, y)."""
-        size = self.L_net.shape[-1]
-        return min(size - 1, y * size // self.height), min(size - 1, x * size // self.width)
+        rows, cols = self.L_net.shape[-2:]
+        return min(rows - 1, y * rows // self.height), min(cols - 1, x * cols // self.width)
+
+
+def network_grid(height: int, width: int, size: int) -> tuple[int, int]:
+    """The grid the network colours a height x width photo at: about size x size pixels in all, the photo's aspect
+    kept (the networks are fully convolutional, and training crops, never stretches), sides multiples of 16."""
+    scale = size / math.sqrt(height * width)
+    return tuple(max(SIZE_MULTIPLE, round(side * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE) for side in (height, width))
 
 
 def resize_L(L: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -173,27 +182,29 @@ class Colorizer:
         self.system, self.size, self.device = system.for_inference().to(device), size, device
 
     @classmethod
-    def from_checkpoint(cls, path: str, size: int | None = None, device: str = "cpu") -> "Colorizer":
+    def from_checkpoint(cls, path: str = REFERENCE, size: int | None = None, device: str = "cpu") -> "Colorizer":
         """Raises CheckpointError for files that are not ours. The checkpoint's training size wins over `size`."""
-        system = load_system(path)
-        return cls(system, checkpoint_image_size(path) or size or DEFAULT_SIZE, device)
+        path = resolve_checkpoint(path)
+        return cls(load_system(path), checkpoint_image_size(path) or size or DEFAULT_SIZE, device)
 
     def load_photo(self, path: str, max_pixels: int = MAX_PIXELS) -> Photo:
         """Any photo Pillow reads (gray or colour: only its L is used); DecodeError names the file."""
         rgb = torch.from_numpy(np.array(load_rgb(path, max_pixels))).permute(2, 0, 1).unsqueeze(0)
         L = rgb_to_lab(rgb)[:, :1]
-        return Photo(L, resize_L(L, self.size, self.size), os.path.basename(path))
+        return Photo(L, resize_L(L, *network_grid(*L.shape[-2:], self.size)), os.path.basename(path))
 
     def hint_grid(self, photo: Photo, hints: list[Hint]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hints at original resolution -> (hint_ab (1, 2, S, S), mask (1, 1, S, S)); later hints paint over."""
-        hint_ab, mask = torch.zeros(1, 2, self.size, self.size), torch.zeros(1, 1, self.size, self.size)
+        """Hints at original resolution -> (hint_ab (1, 2, h, w), mask (1, 1, h, w)) on the photo's network grid;
+        later hints paint over."""
+        grid_h, grid_w = photo.L_net.shape[-2:]
+        hint_ab, mask = torch.zeros(1, 2, grid_h, grid_w), torch.zeros(1, 1, grid_h, grid_w)
         if not hints:
             return hint_ab, mask
         colors = torch.tensor([hint.color for hint in hints], dtype=torch.uint8).T.reshape(1, 3, len(hints), 1)
         colors_ab = rgb_to_lab(colors)[0, 1:, :, 0]  # (2, K): each hint colour's a and b
         for k, hint in enumerate(hints):
-            rows = _grid_span(hint.y, hint.size, photo.height, self.size)
-            cols = _grid_span(hint.x, hint.size, photo.width, self.size)
+            rows = _grid_span(hint.y, hint.size, photo.height, grid_h)
+            cols = _grid_span(hint.x, hint.size, photo.width, grid_w)
             hint_ab[0, :, rows, cols] = colors_ab[:, k, None, None]
             mask[0, :, rows, cols] = 1.0
         return hint_ab, mask
@@ -207,7 +218,7 @@ class Colorizer:
         """
         hint_ab, mask = self.hint_grid(photo, hints)
         inputs = [t.to(self.device) for t in (photo.L_net, hint_ab, mask)]
-        logits = self.system.infer(make_input(*inputs))  # bfloat16 where the CPU computes it natively
+        logits = self.system.infer(self.system.encode(*inputs))  # bfloat16 where the CPU computes it natively
         return self.system.decode(logits).cpu(), logits.cpu()
 
     @torch.no_grad()

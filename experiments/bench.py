@@ -62,7 +62,7 @@ def memory_figures(threads: int, size: int, batch: int = 32) -> dict:
 def accuracy_figures(system, batch: dict, repeats: int = 3) -> dict:
     """ms of the training accuracy on one batch's logits: argmax (before) against gather >= amax (now)."""
     with torch.no_grad():
-        logits, target = system(batch["input"]), batch["target"]
+        logits, target = system(system.batch_input(batch)), batch["target"]
     seconds = interleaved({
         "argmax": lambda: (logits.argmax(dim=2) == target).float(),
         "amax": lambda: (logits.gather(2, target.unsqueeze(2)).squeeze(2) >= logits.amax(dim=2)).float(),

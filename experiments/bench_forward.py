@@ -66,7 +66,8 @@ def forward_variants(name: str, size: int, compile_too: bool = False) -> tuple[d
     fast = ColorizationSystem(default_net(name)).eval()  # channels_last and bf16_inference: the defaults
     fast.load_state_dict(plain.state_dict())
     rgb = torch.randint(0, 256, (1, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    x = prepare_batch(rgb, PaperHints(), plain.hparams.n_bins)["input"]
+    batch = prepare_batch(rgb, PaperHints(), plain.hparams.n_bins)
+    x = plain.batch_input(batch)
 
     def autocast(module):
         with torch.autocast(**BF16):
@@ -104,7 +105,7 @@ def inference_figures(size: int = 256, repeats: int = 3, compile_too: bool = Fal
 def bf16_error(system: ColorizationSystem, batch: dict) -> dict:
     """|ab| difference in LAB units between float32 and colorize's path (bf16, BatchNorm folded) after decoding."""
     system.eval()
-    reference = system.decode(system(batch["input"]))
-    ab = system.decode(system.for_inference().infer(batch["input"]))
+    reference = system.decode(system(system.batch_input(batch)))
+    ab = system.decode(system.for_inference().infer(system.batch_input(batch)))
     difference = (ab - reference).abs().flatten()
     return {"mean": difference.mean().item(), "p99": difference.quantile(0.99).item(), "max": difference.max().item()}

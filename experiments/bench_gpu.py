@@ -74,7 +74,7 @@ def resident_rate(name, args, channels_last):
             start = time.perf_counter()
         batch = prepare_batch(rgb, PaperHints(), 32)
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = system.loss(system(batch["input"]), batch["target"], batch["mask"])
+            loss = system.loss(system(system.batch_input(batch)), batch["target"], batch["mask"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

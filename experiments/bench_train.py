@@ -61,7 +61,7 @@ class BareLoop:
             batch = next(self.batches)
         h = self.dm.hparams
         inputs = prepare_batch(batch["rgb"], self.dm.hints, h.n_bins, tuple(h.ab_range))
-        loss = self.system.loss(self.system(inputs["input"]), inputs["target"], inputs["mask"])
+        loss = self.system.loss(self.system(self.system.batch_input(inputs)), inputs["target"], inputs["mask"])
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
@@ -125,7 +125,7 @@ def step_figures(name: str, batch_size: int, size: int) -> dict:
     start = time.perf_counter()
     batch = prepare_batch(rgb, PaperHints(), system.hparams.n_bins)
     prepared = time.perf_counter()
-    loss = system.loss(system(batch["input"]), batch["target"], batch["mask"])
+    loss = system.loss(system(system.batch_input(batch)), batch["target"], batch["mask"])
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()

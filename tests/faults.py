@@ -1,9 +1,11 @@
 """Faults injected into real training processes (used through `+callbacks.fault=...` on the command line)."""
 
+import json
 import os
 import signal
 
 import lightning as L
+import torch
 
 
 class SignalAtStep(L.Callback):
@@ -26,4 +28,45 @@ class NaNInputAtStep(L.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_step == self.step and trainer.global_rank == self.rank:
-            batch["input"].fill_(float("nan"))
+            batch["L"].fill_(float("nan"))
+
+
+class StateAcrossStep(L.Callback):
+    """Write `{out_dir}/rank{rank}.json` on every DDP rank: which parameters and buffers the batch at global step
+    `step` changed (snapshot taken right before it, compared right after its optimiser step), and which
+    parameters and buffers are non-finite after it."""
+
+    def __init__(self, step: int, out_dir: str):
+        self.step, self.out_dir, self.before = step, out_dir, None
+
+    @staticmethod
+    def state(pl_module) -> dict:
+        return {name: t.detach().clone() for name, t in [*pl_module.named_parameters(), *pl_module.named_buffers()]}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            self.before = self.state(pl_module)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.before is None:
+            return
+        after, before, self.before = self.state(pl_module), self.before, None
+        report = {"step": self.step, "tensors": len(after),
+                  "changed": [k for k in after if not torch.equal(after[k], before[k])],
+                  "nonfinite": [k for k, t in after.items() if t.is_floating_point() and not t.isfinite().all()]}
+        os.makedirs(self.out_dir, exist_ok=True)
+        with open(os.path.join(self.out_dir, f"rank{trainer.global_rank}.json"), "w") as f:
+            json.dump(report, f)
+
+
+class WrongValidationTargetsAtEpoch(L.Callback):
+    """From epoch `epoch` on, validation compares the predictions with shifted bins: that epoch's val/acc drops
+    below the earlier ones (as an overfitting run's last epoch would), while the network itself is unchanged."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        if trainer.current_epoch >= self.epoch and not trainer.sanity_checking:
+            n_bins = pl_module.hparams.n_bins
+            batch["target"].copy_((batch["target"] + n_bins // 2) % n_bins)

@@ -15,6 +15,7 @@ from skimage.color import lab2rgb, rgb2lab
 from colorization.data import decode_image
 from colorization.data.catalogue import sample_photo_paths
 from colorization.evaluation import (
+    METHODS,
     SETTINGS,
     EvaluationError,
     evaluate,
@@ -23,6 +24,7 @@ from colorization.evaluation import (
     nearest_hint,
     predict,
 )
+from colorization.system import ColorizationSystem
 from colorization.transforms import rgb_to_lab
 from tests.conftest import ROOT
 
@@ -52,28 +54,49 @@ def test_metrics_of_the_truth_are_perfect_and_of_gray_are_not():
     assert (gray["colourfulness"] < 1).all() and (truth["colourfulness"] > 10).all()
 
 
-def test_every_method_sees_the_same_hints_whatever_the_batch_size():
-    def masks(batch_size):
-        out = {}
-        for p in predict(None, ["gray", "nearest", "levin"], ["paper", "points_5"], PHOTOS, image_size=32,
-                         batch_size=batch_size, progress=False):
-            out.setdefault((p.setting, p.method), []).append(p.batch["mask"])
-            if p.method != "gray":  # both propagate: hinted pixels keep their hint exactly
-                hinted = p.batch["mask"].expand_as(p.ab) > 0
-                assert torch.allclose(p.ab[hinted], p.batch["hint_ab"][hinted], atol=1e-4)
-        return {key: torch.cat(value) for key, value in out.items()}
+def test_every_method_sees_the_same_hints_whatever_the_batch_size(monkeypatch):
+    """What each method is called with (the model through its `encode`), recorded: per setting the same
+    (hint_ab, mask) for every method, and the same per photo whatever the batch size."""
+    calls = []
 
-    one, three = masks(1), masks(3)
-    for setting in ("paper", "points_5"):
-        assert torch.equal(one[setting, "gray"], one[setting, "levin"])
-        assert torch.equal(one[setting, "gray"], three[setting, "nearest"])
-    assert one["points_5", "gray"].flatten(1).sum(1).gt(0).all()
+    def recording(method, colorize):
+        def call(L, hint_ab, mask):
+            calls.append((method, hint_ab.clone(), mask.clone()))
+            return colorize(L, hint_ab, mask)
+        return call
+
+    for method in ("gray", "nearest", "levin"):
+        monkeypatch.setitem(METHODS, method, recording(method, METHODS[method]))
+    system = ColorizationSystem({"name": "unet", "widths": [8, 16, 32, 64]}).eval()
+    system.encode = recording("model", system.encode)
+
+    def received(batch_size):
+        out = {}
+        for p in predict(system, ["model", "gray", "nearest", "levin"], ["paper", "points_5"], PHOTOS,
+                         image_size=32, batch_size=batch_size, progress=False):
+            method, hint_ab, mask = calls.pop()  # the call that made this prediction
+            assert method == p.method and not calls
+            out.setdefault((p.setting, method), []).append((hint_ab, mask))
+            if method in ("nearest", "levin"):  # both propagate: hinted pixels keep their hint exactly
+                hinted = mask.expand_as(p.ab) > 0
+                assert torch.allclose(p.ab[hinted], hint_ab[hinted], atol=1e-4)
+        return {key: [torch.cat(part) for part in zip(*value)] for key, value in out.items()}
+
+    one, three = received(1), received(3)
+    assert len(one) == len(three) == 2 * 4
+    for (setting, method), (hint_ab, mask) in one.items():
+        first_hint_ab, first_mask = one[setting, "model"]
+        assert torch.equal(mask, first_mask) and torch.equal(hint_ab, first_hint_ab), (setting, method)
+        assert torch.equal(mask, three[setting, method][1]) and torch.equal(hint_ab, three[setting, method][0])
+        assert mask.flatten(1).sum(1).gt(0).all()  # every photo has hints (or the check above proves little)
+    assert not torch.equal(one["paper", "gray"][1], one["points_5", "gray"][1])
 
 
 def test_settings_and_nearest_baseline():
     assert SETTINGS[0] == "paper" and SETTINGS[1:] == tuple(f"points_{n}" for n in (0, 1, 2, 5, 10, 20, 50, 100,
                                                                                      200, 500))
-    assert hint_sampler("points_20").n_points == 20
+    points = hint_sampler("points_20")  # Zhang et al.'s test_sweep.py: N points, each 6x6, centred normal
+    assert (points.n_points, points.min_size, points.max_size, points.centred) == (20, 6, 6, True)
     with pytest.raises(EvaluationError, match="points_x"):
         hint_sampler("points_x")
     L = torch.full((1, 1, 8, 8), 50.0)
@@ -99,7 +122,7 @@ def test_evaluate_py_on_cbsd68_writes_every_file_and_the_fiftyone_dataset(shared
     assert str(out) in result.stdout and "fiftyone app launch test-eval" in result.stdout
 
     report = json.loads((out / "report.json").read_text())
-    assert list(report) == ["model", "gray", "levin", "nearest"]
+    assert list(report) == ["model", "gray", "levin", "nearest", "fill"]
     for method, by_setting in report.items():
         assert list(by_setting) == list(SETTINGS)
         for metrics in by_setting.values():
@@ -112,7 +135,7 @@ def test_evaluate_py_on_cbsd68_writes_every_file_and_the_fiftyone_dataset(shared
 
     with open(out / "per_image.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 3 * 4 * len(SETTINGS) and len({row["image"] for row in rows}) == 3
+    assert len(rows) == 3 * 5 * len(SETTINGS) and len({row["image"] for row in rows}) == 3
     model_paper = [float(r["psnr"]) for r in rows if r["method"] == "model" and r["setting"] == "paper"]
     assert np.mean(model_paper) == pytest.approx(report["model"]["paper"]["psnr"], rel=1e-6)
     summary = (out / "summary.md").read_text()

@@ -123,11 +123,11 @@ def test_infer_runs_bf16_where_native_and_float32_when_switched_off():
     rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
     batch = prepare_batch(rgb, PaperHints(), 32)
     with torch.no_grad():
-        reference = system(batch["input"])
-        fast = system.infer(batch["input"])
+        reference = system(system.batch_input(batch))
+        fast = system.infer(system.batch_input(batch))
         ab = system.colorize(batch["L"], batch["hint_ab"], batch["mask"])
         system.bf16_inference = False
-        plain = system.infer(batch["input"])
+        plain = system.infer(system.batch_input(batch))
     assert fast.dtype == torch.float32 and torch.equal(plain, reference)
     assert (fast - reference).abs().max() < 0.02 * reference.abs().max()
     assert (ab - system.decode(reference)).abs().max() < 1.0  # LAB units
@@ -142,7 +142,7 @@ def test_training_accuracy_equals_argmax_in_float32():
     batch = {"rgb": rgb, **prepare_batch(rgb, PaperHints(fraction=0.05), 16)}
     with torch.no_grad():
         system._step(batch, "train")  # logs nothing without a trainer, but updates the metrics
-        logits = system(batch["input"])
+        logits = system(system.batch_input(batch))
     correct = (logits.argmax(dim=2) == batch["target"]).float()
     unhinted = 1.0 - batch["mask"].expand_as(correct)
     assert system.metrics["train_acc"].compute() == pytest.approx(correct.mean().item(), abs=1e-6)

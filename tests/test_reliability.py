@@ -1,5 +1,6 @@
 """Bad configs, faults and unsafe files: each case gets a clear message and loses nothing."""
 
+import json
 import os
 import subprocess
 import sys
@@ -61,8 +62,8 @@ def test_unreachable_fiftyone_database_says_which_variable_to_set(tmp_path):
 def nan_after_first_step(monkeypatch):
     original = ColorizationSystem.loss
 
-    def loss(self, logits, target, mask):
-        value = original(self, logits, target, mask)
+    def loss(self, *args):
+        value = original(self, *args)
         return value * float("nan") if self.training and self.global_step == 1 else value
 
     monkeypatch.setattr(ColorizationSystem, "loss", loss)
@@ -87,6 +88,27 @@ def test_nonfinite_loss_skip_mode_skips_that_batch_only(tmp_path, monkeypatch):
     assert adam_updates(checkpoint) == checkpoint["global_step"] - 1 > 0
 
 
+def nan_input_at_step(step: int, rank: int, out_dir) -> list[str]:
+    """NaN network input at `step` on `rank` (before the forward pass), and a record of what that step changed."""
+    return ["+callbacks.fault._target_=tests.faults.NaNInputAtStep", f"+callbacks.fault.step={step}",
+            f"+callbacks.fault.rank={rank}", "+callbacks.state._target_=tests.faults.StateAcrossStep",
+            f"+callbacks.state.step={step}", f"+callbacks.state.out_dir={out_dir}"]
+
+
+def across_step(out_dir, rank: int = 0) -> dict:
+    return json.loads((out_dir / f"rank{rank}.json").read_text())
+
+
+def test_skipped_batch_leaves_every_parameter_and_buffer_as_it_was(tmp_path):
+    """The forward pass of a NaN batch writes NaN into BatchNorm's running statistics before the loss is seen:
+    skipping the optimiser step alone left every later validation, checkpoint and colorization NaN."""
+    train(compose_train(tmp_path, "test=false", "loss.on_nonfinite=skip", *nan_input_at_step(1, 0, tmp_path / "s")))
+    step = across_step(tmp_path / "s")
+    assert step["tensors"] > 50 and step["changed"] == [] and step["nonfinite"] == [], step
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert all(w.isfinite().all() for w in checkpoint["state_dict"].values() if w.is_floating_point())
+
+
 # Two DDP processes on CPU (train.py in a subprocess: Lightning's ddp re-runs it); a NaN batch on rank 1 only.
 DDP = ["trainer.devices=2", "trainer.strategy=ddp", "data.batch_size=2", "test=false"]
 DDP_NAN_ON_RANK_1 = [*DDP, "+callbacks.fault._target_=tests.faults.NaNInputAtStep", "+callbacks.fault.step=1",
@@ -101,12 +123,19 @@ def test_nonfinite_loss_on_one_ddp_rank_stops_every_rank(tmp_path):
     assert "NonFiniteLossError: non-finite loss (on another device) at step 1" in output  # rank 0, not left waiting
 
 
-def test_nonfinite_loss_on_one_ddp_rank_skip_mode_skips_it_on_every_rank(tmp_path):
-    result = run_train(*DDP_NAN_ON_RANK_1, "loss.on_nonfinite=skip", "trainer.max_epochs=2",
-                       f"hydra.run.dir={tmp_path}", timeout=180)
+@pytest.mark.parametrize("bad_rank", [0, 1])
+def test_nonfinite_loss_on_one_ddp_rank_skip_mode_skips_it_on_every_rank(tmp_path, bad_rank):
+    """Every rank skips the batch, and rank 0 (whose buffers DDP broadcasts, and whose checkpoint is saved) keeps
+    every parameter and buffer as it was before it, whether the NaN batch was its own or another rank's."""
+    result = run_train(*DDP, "loss.on_nonfinite=skip", f"hydra.run.dir={tmp_path}",
+                       *nan_input_at_step(1, bad_rank, tmp_path / "s"), timeout=180)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    step = across_step(tmp_path / "s", rank=0)
+    assert step["tensors"] > 50 and step["changed"] == [] and step["nonfinite"] == [], step
+    assert across_step(tmp_path / "s", rank=1)["nonfinite"] == []
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert adam_updates(checkpoint) == checkpoint["global_step"] - 1 > 0
+    assert all(w.isfinite().all() for w in checkpoint["state_dict"].values() if w.is_floating_point())
 
 
 def final_weights(path):

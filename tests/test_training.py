@@ -1,5 +1,6 @@
 """The system and train.py: real Lightning trainers on the embedded photos, small."""
 
+import csv
 import glob
 import os
 
@@ -12,7 +13,7 @@ from colorization.data import ColorizationDataModule
 from colorization.system import CheckpointError, ColorizationSystem, load_system
 from colorization.transforms import PaperHints, class_weights
 from tests.conftest import compose_train
-from train import train
+from train import main, train
 
 TINY_NET = {"name": "resunet", "widths": [8, 16, 32, 64]}
 
@@ -106,11 +107,12 @@ def test_overfitting_one_batch_reaches_high_accuracy(tmp_path):
     system = ColorizationSystem({"name": "resunet", "widths": [16, 32, 64, 128]})
     system.class_weights.copy_(class_weights(dm.bin_counts()))
     optimizer = torch.optim.Adam(system.parameters(), lr=3e-3)
+    x = system.batch_input(batch)
     for _ in range(300):
         optimizer.zero_grad()
-        system.loss(system(batch["input"]), batch["target"], batch["mask"]).backward()
+        system.loss(system(x), batch["target"], batch["mask"]).backward()
         optimizer.step()
-    accuracy = (system(batch["input"]).argmax(dim=2) == batch["target"]).float().mean()
+    accuracy = (system(x).argmax(dim=2) == batch["target"]).float().mean()
     assert accuracy >= 0.9, accuracy
 
 
@@ -139,3 +141,78 @@ def test_loggers_receive_metrics_and_the_image_panel(tmp_path, monkeypatch, logg
         runs = glob.glob(str(tmp_path / "wandb" / "offline-run-*"))
         assert len(runs) == 1
         assert glob.glob(os.path.join(runs[0], "files", "media", "images", "val", "panel_*.png"))
+
+
+def csv_rows(output_dir) -> list[dict]:
+    (path,) = glob.glob(str(output_dir / "csv" / "*" / "metrics.csv"))
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_per_step_train_metrics_reach_the_csv_log(tmp_path):
+    """`metric.update()` then `self.log(metric, on_step=True)` left Lightning no step value: train/loss_step and
+    train/acc_step reached no logger."""
+    train(compose_train(tmp_path, "test=false", "trainer.max_epochs=2", "trainer.log_every_n_steps=1"))
+    rows = csv_rows(tmp_path)
+    steps = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    for name in ("train/loss", "train/acc"):
+        per_step = [float(row[f"{name}_step"]) for row in rows if row.get(f"{name}_step")]
+        per_epoch = [float(row[f"{name}_epoch"]) for row in rows if row.get(f"{name}_epoch")]
+        assert len(per_step) == steps == 4 and len(per_epoch) == 2, (name, rows[0].keys())
+        assert all(0 <= value < 100 for value in per_step)
+        # equal batches (8 photos, 4 a batch): each epoch's value is the mean of its steps
+        assert per_epoch == pytest.approx([sum(per_step[:2]) / 2, sum(per_step[2:]) / 2], rel=1e-5)
+
+
+def test_train_py_returns_the_best_val_acc_not_the_last(tmp_path):
+    """What Optuna maximises is the score of the model train.py keeps (the best on val/acc), not the last
+    epoch's val/acc. Here the last epoch validates worse than the first."""
+    cfg = compose_train(tmp_path, "test=false", "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0",
+                        "+callbacks.fault._target_=tests.faults.WrongValidationTargetsAtEpoch",
+                        "+callbacks.fault.epoch=1")
+    returned = main(cfg)  # train.py's @hydra.main function, as the sweeper calls it
+    val_acc = [float(row["val/acc"]) for row in csv_rows(tmp_path) if row.get("val/acc")]
+    assert len(val_acc) == 2 and val_acc[1] < val_acc[0]
+    assert returned == pytest.approx(max(val_acc))
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["epoch000.ckpt", "last.ckpt"]  # the model kept
+
+
+def test_paper_recipe_is_one_switch_away(tmp_path):
+    """The defaults are this project's recipe; recipe=paper and the paper's table experiments restore the paper's."""
+    ours = compose_train(tmp_path)
+    assert (ours.input, ours.loss.uniform_mix, ours.loss.regression, ours.optimizer.lr) == ("fill", 0.5, 10.0, 1e-3)
+    assert ours.hints._target_.endswith("PointHints")
+    for overrides in (["recipe=paper"], ["experiment=paper_table1"], ["experiment=paper_table2"]):
+        paper = compose_train(tmp_path, *overrides)
+        assert paper.hints._target_.endswith("PaperHints") and paper.input == "paper", overrides
+        assert (paper.loss.lambda_patch, paper.loss.uniform_mix, paper.loss.regression) == (1.0, 0.0, 0.0)
+        assert paper.optimizer.lr == 0.01
+
+
+def test_regression_term_pulls_the_decoded_colour_to_the_truth():
+    """Two logit maps with the right bin most likely; in one a far bin is almost as likely, pulling the decoded
+    mean away from the true ab. The regression term charges that on top of what the cross-entropy does."""
+    ab = torch.full((1, 2, 4, 4), 20.0)
+    target = torch.full((1, 2, 4, 4), 18)  # 20 lies in bin 18 of 32 over [-128, 128)
+    sharp = torch.nn.functional.one_hot(target, 32).permute(0, 1, 4, 2, 3).float() * 8
+    spread = sharp.clone()
+    spread[:, :, 31] = 7.0  # the same argmax, a mean pulled towards +124
+    mask = torch.zeros(1, 1, 4, 4)
+
+    def gap(weight):
+        system = ColorizationSystem(TINY_NET, regression=weight)
+        return (system.loss(spread, target, mask, ab) - system.loss(sharp, target, mask, ab)).item()
+
+    assert 0 < gap(0.0) < 0.5  # the cross-entropy alone barely minds
+    assert gap(10.0) > gap(0.0) + 2.0  # mean about 40 ab units off: Huber ~0.36 on ab / 110, times 10
+
+
+def test_init_starts_from_trained_weights_and_refuses_another_network(tmp_path, tiny_checkpoint):
+    trained = load_system(tiny_checkpoint)
+    fresh = ColorizationSystem(**trained.hparams)
+    assert not torch.equal(fresh.net.head.proj.weight, trained.net.head.proj.weight)
+    fresh.init_from(tiny_checkpoint)
+    assert torch.equal(fresh.net.head.proj.weight, trained.net.head.proj.weight)
+    other = ColorizationSystem({**trained.hparams.net, "widths": [4, 8, 16, 32]})
+    with pytest.raises(CheckpointError, match="differs from this run"):
+        other.init_from(tiny_checkpoint)

@@ -17,6 +17,7 @@ from colorization.transforms import (
     fixed_hints,
     make_input,
     prepare_batch,
+    propagate_hints,
     rgb_to_lab,
 )
 from colorization.transforms.color import lab_to_rgb
@@ -66,13 +67,62 @@ def test_point_hints_fixed_count_fill_patches_with_their_mean():
     assert torch.allclose(hint_ab[0, 0][mask[0, 0] > 0], expected)
 
 
-def test_point_hints_geometric_count_and_sizes():
-    ab = random_ab(b=64, h=64, w=64)
-    _, mask = PointHints(p=0.125)(ab, torch.Generator().manual_seed(0))
-    hinted = mask.sum(dim=(1, 2, 3))
-    assert (hinted >= 1).all()  # at least one point, each at least 1x1
-    assert hinted.max() <= 64 * 81
-    assert hinted.float().mean() > 20  # mean ~8 points of mean area ~ 31 px
+def test_point_hints_geometric_count_starts_at_zero_like_zhang():
+    """Zhang et al.'s sampler stops before the first point with probability p: 1/8 of images get none."""
+    ab = random_ab(b=4000, h=16, w=16)
+    counts = PointHints(p=0.125)._counts(len(ab), torch.Generator().manual_seed(0), ab.device)
+    assert abs((counts == 0).float().mean().item() - 0.125) < 0.02
+    assert abs(counts.float().mean().item() - 7.0) < 0.4  # (1 - p) / p, minus the few clipped at max_points
+    _, mask = PointHints(p=0.125)(ab[:64], torch.Generator().manual_seed(0))
+    assert mask.sum() > 0 and mask.sum(dim=(1, 2, 3)).max() <= 64 * 81
+
+
+def test_log_uniform_counts_reach_dense_hints():
+    """hints=points_dense: as many photos with 50-500 points as with 5-50, and some with none."""
+    counts = PointHints(counts="log_uniform", max_points=512)._counts(20000, torch.Generator().manual_seed(0), "cpu")
+    assert 0.05 < (counts == 0).float().mean() < 0.2 and counts.max() == 512
+    few, many = ((counts >= 5) & (counts < 50)).sum(), ((counts >= 50) & (counts < 500)).sum()
+    assert abs(few - many) < 0.1 * few
+    with pytest.raises(ValueError, match="hints.counts"):
+        PointHints(counts="uniform")
+
+
+def test_point_locations_are_centred_normal_like_zhang():
+    """Corners ~ N((S - P + 1) / 2, (S - P + 1) / 4): each coordinate within a quarter side of the centre with
+    probability 0.68, so 0.47 of the points fall in the middle square, against 0.25 for uniform locations."""
+    ab = random_ab(b=1, h=201, w=201)
+    points = dict(n_points=500, min_size=1, max_size=1)
+    _, mask = PointHints(**points)(ab, torch.Generator().manual_seed(0))
+    ys, xs = torch.nonzero(mask[0, 0], as_tuple=True)
+    assert abs((ys.float().mean() - 100).item()) < 5 and abs((xs.float().mean() - 100).item()) < 5
+    assert 0.40 < mask[0, 0, 50:151, 50:151].sum() / mask.sum() < 0.55
+    _, uniform = PointHints(**points, centred=False)(ab, torch.Generator().manual_seed(0))
+    assert uniform[0, 0, 50:151, 50:151].sum() / uniform.sum() < 0.32
+
+
+def test_later_points_paint_over_earlier_ones():
+    """Zhang et al. assign each patch in turn, so where two overlap the later one's mean shows, not an average."""
+    ab = torch.zeros(1, 2, 8, 8)
+    ab[:, 0, :, 4:] = 80.0
+    sampler = PointHints(n_points=30, min_size=5, max_size=5)
+    hint_ab, mask = sampler(ab, torch.Generator().manual_seed(1))
+    values = set(torch.unique(hint_ab[0, 0][mask[0, 0] > 0]).tolist())
+    means = {80.0 * c / 5 for c in range(6)}  # a 5x5 patch's mean: 0, 16, .., 80
+    assert values <= means  # every hinted pixel shows exactly one patch's mean, none an average of two
+
+
+def test_propagated_hints_keep_hints_and_fill_from_the_nearest():
+    L = torch.full((1, 1, 32, 32), 50.0)
+    hint_ab, mask = torch.zeros(1, 2, 32, 32), torch.zeros(1, 1, 32, 32)
+    hint_ab[0, :, 2, 2], mask[0, 0, 2, 2] = torch.tensor([60.0, -20.0]), 1
+    hint_ab[0, :, 29, 29], mask[0, 0, 29, 29] = torch.tensor([-40.0, 30.0]), 1
+    fill = propagate_hints(hint_ab, mask)
+    assert torch.allclose(fill[0, :, 2, 2], hint_ab[0, :, 2, 2]) and torch.allclose(fill[0, :, 29, 29],
+                                                                                    hint_ab[0, :, 29, 29])
+    assert fill[0, 0, 5, 4] > 30 and fill[0, 0, 27, 26] < -20  # near each hint: mostly its colour
+    assert propagate_hints(hint_ab, torch.zeros_like(mask)).abs().max() == 0  # no hints: gray
+    x = make_input(L, hint_ab, mask, "fill")
+    assert x.shape == (1, 6, 32, 32) and torch.allclose(x[:, 4:], fill / 110.0)
 
 
 def test_fixed_hints_depend_only_on_the_seed():
@@ -133,5 +183,5 @@ def test_input_has_a_mask_channel_so_zero_colour_hints_are_visible():
 def test_prepare_batch_shapes():
     rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     out = prepare_batch(rgb, PaperHints(), 32, seeds=torch.tensor([0, 1]))
-    assert out["input"].shape == (2, 4, 32, 32) and out["target"].shape == (2, 2, 32, 32)
+    assert out["hint_ab"].shape == (2, 2, 32, 32) and out["target"].shape == (2, 2, 32, 32)
     assert out["target"].dtype == torch.long and out["mask"].shape == (2, 1, 32, 32)

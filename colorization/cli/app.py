@@ -1,4 +1,4 @@
-"""`colorization-app --ckpt CKPT`: colorize a photo in the browser with click-to-place colour hints.
+"""`colorization-app [--ckpt CKPT]`: colorize a photo in the browser with click-to-place colour hints.
 
 Upload a photo, click it to place a hint (its colour starts as the model's most likely colour there;
 the swatches below offer the next most likely ones), recolour, resize, move, remove or undo hints; the
@@ -192,8 +192,9 @@ def view(colorizer: Colorizer, folder: str, session: Session | None, message: st
                 message or "Upload a photo to start.")
     labels = [hint_label(i, hint) for i, hint in enumerate(session.hints)]
     selected = session.hints[session.selected] if session.selected is not None else None
+    grid_h, grid_w = session.photo.L_net.shape[-2:]
     status = (f"{session.photo.name}: {session.photo.width}x{session.photo.height}, network "
-              f"{colorizer.size}x{colorizer.size}, {len(session.hints)} hint(s), "
+              f"{grid_w}x{grid_h}, {len(session.hints)} hint(s), "
               f"re-colorized in {session.seconds * 1000:.0f} ms")
     return (session, served_png(canvas(colorizer, session), folder),
             served_png(colorizer.render(session.L_preview, session.ab), folder),
@@ -296,7 +297,8 @@ def build_app(colorizer: Colorizer, max_bytes: int = 30_000_000, max_pixels: int
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="colorization-app",
                                      description="Colorize a photo in the browser with click-to-place colour hints.")
-    parser.add_argument("--ckpt", required=True, help="a checkpoint written by train.py")
+    parser.add_argument("--ckpt", default="reference",
+                        help="a checkpoint written by train.py (default: the reference model shipped with the package)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--size", type=int, default=None,

@@ -1,4 +1,4 @@
-"""`colorize INPUT... --ckpt CKPT [--hints HINTS] -o OUT`: colour photos at their full resolution.
+"""`colorize INPUT... [--ckpt CKPT] [--hints HINTS] -o OUT`: colour photos at their full resolution.
 
 Exit code 0 when every photo was written, 2 for bad input (each problem reported on one line naming the
 file); the photos that could be colorized are still written, each atomically.
@@ -67,7 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="colorize", description="Colorize photos at their full resolution, optionally guided by colour hints.",
         epilog="example: colorize old.jpg --ckpt best.ckpt --hints old-hints.json -o old-colour.png")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="photos (gray or colour) or folders of photos")
-    parser.add_argument("--ckpt", required=True, help="a checkpoint written by train.py")
+    parser.add_argument("--ckpt", default="reference",
+                        help="a checkpoint written by train.py (default: the reference model shipped with the package)")
     parser.add_argument("--hints", help='JSON hint file in the photo\'s pixels: [{"x": 10, "y": 20, '
                                         '"color": "#aa3300", "size": 3}] (as the app exports it); one photo only')
     parser.add_argument("-o", "--output", required=True, help="output file (one photo) or folder")

@@ -7,6 +7,8 @@ import cv2
 import kornia.color
 import torch
 
+from colorization.transforms.hints import propagate_hints
+
 L_SCALE = 50.0  # L / 50 - 1 -> [-1, 1]
 AB_SCALE = 110.0  # ab / 110 -> about [-1, 1]
 
@@ -69,12 +71,22 @@ def merge_l_ab(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     return lab_to_rgb(torch.cat([L, ab.to(L.dtype)], dim=1))
 
 
-def make_input(L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The network's 4 channels [L, a_hint, b_hint, mask], each roughly in [-1, 1].
+INPUTS = {"paper": 4, "fill": 6}  # input encoding -> the network's input channels
 
-    The mask channel is what tells "hint of colour (0, 0)" from "no hint"; the paper's code dropped it.
+
+def make_input(L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor, encoding: str = "paper") -> torch.Tensor:
+    """The network's input, each channel roughly in [-1, 1].
+
+    paper: [L, a_hint, b_hint, mask]; the mask channel is what tells "hint of colour (0, 0)" from "no hint"
+    (the paper's code dropped it). fill: the same plus the hints propagated to every pixel (`propagate_hints`),
+    so the network learns to correct a fill instead of learning to spread the hints from scratch.
     """
-    return torch.cat([L / L_SCALE - 1.0, hint_ab * mask / AB_SCALE, mask], dim=1)
+    channels = [L / L_SCALE - 1.0, hint_ab * mask / AB_SCALE, mask]
+    if encoding == "fill":
+        channels.append(propagate_hints(hint_ab, mask) / AB_SCALE)
+    elif encoding != "paper":
+        raise ValueError(f"input={encoding!r}: expected one of {', '.join(INPUTS)}")
+    return torch.cat(channels, dim=1)
 
 
 def colourfulness(rgb: torch.Tensor) -> torch.Tensor:

@@ -8,14 +8,27 @@ corner (so even sizes work too), painted by indexing: cost grows with the hinted
 import math
 
 import torch
+import torch.nn.functional as F
 
 
-def _patch_pixels(counts: torch.Tensor, sizes: torch.Tensor, h: int, w: int, generator, device):
+def _patch_pixels(counts: torch.Tensor, sizes: torch.Tensor, h: int, w: int, generator, device,
+                  centred: bool = False):
     """Random patches: counts[i] patches in image i, sizes (B, K). -> flat (image, y, x, patch id) per
-    covered pixel, patch ids in [0, B*K)."""
+    covered pixel, patch ids in [0, B*K).
+
+    Top-left corners uniform, or with `centred` as Zhang et al. 2017's code draws them: normal around the
+    middle, N((S - P + 1) / 2, (S - P + 1) / 4) per side S and patch size P, truncated and clipped into the image.
+    """
     b, k = sizes.shape
-    ys = (torch.rand(b, k, generator=generator, device=device) * (h - sizes + 1)).long()
-    xs = (torch.rand(b, k, generator=generator, device=device) * (w - sizes + 1)).long()
+
+    def corner(side: int) -> torch.Tensor:
+        room = (side - sizes + 1).float()
+        if centred:
+            normal = torch.randn(b, k, generator=generator, device=device)
+            return (room / 2 + normal * room / 4).trunc().clamp(min=0).minimum(room - 1).long()
+        return (torch.rand(b, k, generator=generator, device=device) * room).long()
+
+    ys, xs = corner(h), corner(w)
     valid = torch.arange(k, device=device).view(1, k) < counts.view(b, 1)
     side = int(sizes.max().item()) if sizes.numel() else 1
     offsets = torch.arange(side, device=device)
@@ -49,20 +62,26 @@ class PaperHints:
 
 
 class PointHints:
-    """Zhang et al. 2017: a geometric number of points (p = 1/8), patch sizes uniform in 1..9, each
-    patch filled with its mean ab. `n_points` fixes the count instead (the evaluation protocol)."""
+    """Zhang et al. 2017's hints, as their code draws them (`add_color_patches_rand_gt`): a geometric number of
+    points starting at zero (none with probability p = 1/8, each further one with probability 1 - p), patch
+    sizes uniform in min_size..max_size, corners normal around the image centre (`centred`), each patch filled
+    with its mean ab, a later patch painting over an earlier one. `n_points` fixes the count instead (their
+    evaluation: N points of size 6)."""
 
-    def __init__(
-        self, p: float = 0.125, max_points: int = 64, min_size: int = 1, max_size: int = 9, n_points: int | None = None
-    ):
-        self.p, self.max_points, self.n_points = p, max_points, n_points
-        self.min_size, self.max_size = min_size, max_size
+    def __init__(self, p: float = 0.125, max_points: int = 64, min_size: int = 1, max_size: int = 9,
+                 n_points: int | None = None, centred: bool = True, counts: str = "geometric"):
+        if counts not in ("geometric", "log_uniform"):
+            raise ValueError(f"hints.counts={counts!r}: expected geometric or log_uniform")
+        self.p, self.max_points, self.n_points, self.centred = p, max_points, n_points, centred
+        self.min_size, self.max_size, self.counts = min_size, max_size, counts
 
     def _counts(self, b, generator, device):
         if self.n_points is not None:
             return torch.full((b,), self.n_points, device=device)
         u = torch.rand(b, generator=generator, device=device).clamp_min(1e-12)
-        counts = 1 + torch.floor(torch.log(u) / math.log(1.0 - self.p))
+        if self.counts == "log_uniform":  # 0..max_points, every decade about as often: dense hints seen too
+            return (torch.exp(u * math.log(self.max_points + 2)) - 1).floor().long().clamp(0, self.max_points)
+        counts = torch.floor(torch.log(u) / math.log(1.0 - self.p))  # P(n) = p (1 - p)^n, n = 0, 1, ...
         return counts.long().clamp_max(self.max_points)
 
     def __call__(self, ab: torch.Tensor, generator: torch.Generator | None = None):
@@ -70,22 +89,44 @@ class PointHints:
         counts = self._counts(b, generator, ab.device)
         k = int(counts.max().item()) if b else 0
         sizes = torch.randint(self.min_size, self.max_size + 1, (b, k), generator=generator, device=ab.device)
-        image, y, x, patch = _patch_pixels(counts, sizes.clamp_max(min(h, w)), h, w, generator, ab.device)
-        true = ab[image, :, y, x]  # (pixels, 2)
+        image, y, x, patch = _patch_pixels(counts, sizes.clamp_max(min(h, w)), h, w, generator, ab.device,
+                                           self.centred)
         area = torch.zeros(b * k, device=ab.device, dtype=ab.dtype).index_add_(
-            0, patch, torch.ones_like(y, dtype=ab.dtype)
-        )
-        mean = torch.zeros(b * k, 2, device=ab.device, dtype=ab.dtype).index_add_(0, patch, true)
+            0, patch, torch.ones_like(y, dtype=ab.dtype))
+        mean = torch.zeros(b * k, 2, device=ab.device, dtype=ab.dtype).index_add_(0, patch, ab[image, :, y, x])
         mean = mean / area.clamp_min(1.0).unsqueeze(1)
-        # Overlapping patches average their means.
-        total = torch.zeros(b, h, w, 2, device=ab.device, dtype=ab.dtype).index_put_(
-            (image, y, x), mean[patch], accumulate=True
-        )
-        hits = torch.zeros(b, h, w, device=ab.device, dtype=ab.dtype).index_put_(
-            (image, y, x), torch.ones_like(y, dtype=ab.dtype), accumulate=True
-        )
-        mask = (hits > 0).to(ab.dtype).unsqueeze(1)
-        return (total / hits.clamp_min(1.0).unsqueeze(-1)).permute(0, 3, 1, 2), mask
+        # The last patch drawn over a pixel gives its colour (patch ids grow in drawing order).
+        pixel = (image * h + y) * w + x
+        last = torch.full((b * h * w,), -1, device=ab.device, dtype=torch.long).scatter_reduce_(
+            0, pixel, patch, reduce="amax")
+        hinted = last >= 0
+        hint_ab = torch.zeros(b * h * w, 2, device=ab.device, dtype=ab.dtype)
+        hint_ab[hinted] = mean[last[hinted]]
+        mask = hinted.to(ab.dtype).view(b, 1, h, w)
+        return hint_ab.view(b, h, w, 2).permute(0, 3, 1, 2).contiguous(), mask
+
+
+def propagate_hints(hint_ab: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Every pixel's ab from its nearby hints, by push-pull (a mean pyramid filled back from the coarse end):
+    hinted pixels keep their ab, the rest take the mean of the hints in the smallest enclosing pyramid cell,
+    blended bilinearly across levels; 0 (gray) without hints. A cheap, smooth nearest-hint fill for the network
+    to correct rather than to rediscover (input=fill)."""
+    pyramid = [(hint_ab * mask, mask)]
+    while min(pyramid[-1][1].shape[-2:]) > 1:
+        total, weight = pyramid[-1]
+        pyramid.append((F.avg_pool2d(total, 2, ceil_mode=True), F.avg_pool2d(weight, 2, ceil_mode=True)))
+    fill = None
+    for level, (total, weight) in enumerate(reversed(pyramid)):
+        mean = total / weight.clamp_min(1e-12)
+        if fill is None:
+            fill = mean
+            continue
+        coarse = F.interpolate(fill, size=mean.shape[-2:], mode="bilinear", align_corners=False)
+        # a cell holding at least one hinted pixel speaks for itself; an empty one takes the coarser fill
+        cells = 4 ** (len(pyramid) - 1 - level)
+        own = (weight * cells).clamp(max=1.0)
+        fill = own * mean + (1.0 - own) * coarse
+    return fill
 
 
 class NoHints:

@@ -3,13 +3,13 @@
 import torch
 
 from colorization.transforms.bins import ab_to_bins
-from colorization.transforms.color import make_input, rgb_to_lab
+from colorization.transforms.color import rgb_to_lab
 from colorization.transforms.hints import fixed_hints
 
 
 def prepare_batch(rgb: torch.Tensor, sampler, n_bins: int, ab_range=(-128.0, 128.0),
                   seeds: torch.Tensor | None = None) -> dict:
-    """rgb (B, 3, H, W) uint8 -> dict of L, ab, hint_ab, mask, input (B, 4, H, W) and target bins.
+    """rgb (B, 3, H, W) uint8 -> dict of L, ab, hint_ab, mask and target bins (the system encodes the input).
 
     With `seeds` the hints are fixed per image (validation, test); without, they are fresh each call.
     """
@@ -21,6 +21,5 @@ def prepare_batch(rgb: torch.Tensor, sampler, n_bins: int, ab_range=(-128.0, 128
         "ab": ab,
         "hint_ab": hint_ab,
         "mask": mask,
-        "input": make_input(L, hint_ab, mask),
         "target": ab_to_bins(ab, n_bins, *ab_range),
     }

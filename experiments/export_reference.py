@@ -1,0 +1,54 @@
+"""Ship a trained checkpoint as the package's reference model: float16 weights + its SHA-256.
+
+    python experiments/export_reference.py CKPT [--image-size 256]
+
+Writes colorization/weights/reference.pt (hyper-parameters, the state dict in float16, the training size; loads
+with torch.load(weights_only=True)) and records its SHA-256 in colorization/weights/__init__.py.
+"""
+
+import argparse
+import hashlib
+import os
+import re
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from colorization import weights  # noqa: E402
+from colorization.system import load_system  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="a checkpoint written by train.py or experiments/train_reference.py")
+    parser.add_argument("--image-size", type=int, default=256, help="the size colorize runs it at")
+    parser.add_argument("--decode", choices=["annealed_mean", "expectation", "argmax"],
+                        help="the decoding the shipped model uses (default: the checkpoint's)")
+    parser.add_argument("--out", help="write the float16 file here instead of shipping it (no checksum recorded)")
+    args = parser.parse_args()
+
+    system = load_system(args.checkpoint)
+    if args.decode:
+        system.hparams.decode = args.decode
+    state = {k: v.half() if v.is_floating_point() else v for k, v in system.state_dict().items()}
+    payload = {"hyper_parameters": dict(system.hparams), "state_dict": state,
+               "datamodule_hyper_parameters": {"image_size": args.image_size}}
+    folder = os.path.dirname(weights.__file__)
+    path = args.out or os.path.join(folder, weights.REFERENCE_FILE)
+    torch.save(payload, path)
+    print(f"{path}: {os.path.getsize(path) / 1e6:.1f} MB")
+    if args.out:
+        return
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    module = os.path.join(folder, "__init__.py")
+    with open(module) as f:
+        source = re.sub(r'REFERENCE_SHA256 = "[^"]*"', f'REFERENCE_SHA256 = "{digest}"', f.read())
+    with open(module, "w") as f:
+        f.write(source)
+    print(f"sha256 {digest} recorded in {module}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+#!/bin/bash
+# The reference model and the recipe ablations, side by side on one GPU (experiments/results/reference_model.md).
+#   bash experiments/reference_gpu.sh PHOTOS_DIR OUT_DIR MINUTES
+# reference: the default recipe at the default widths, 256 px crops. a1-a6: the same data at 128 px with widths
+# [16,32,64,128], each changing the recipe in one way (a1 is the paper's settings). Each run keeps its best
+# checkpoint on val/psnr; they come back as float16 exports (split to fit the device tool's 16 MiB a file).
+set -u
+photos=$1 out=$2 minutes=$3
+# Seven processes on 16 cores: with torch's default threads each, the first try never got past decoding the photos
+# in 10 minutes (experiments/results/reference_model.md).
+export OMP_NUM_THREADS=2
+work=${WORK:-/tmp/reference-runs}
+mkdir -p "$work" "$out"
+common="--photos $photos --minutes $minutes --val 48 --steps-per-epoch 200 trainer.precision=${PRECISION:-bf16-mixed}"
+common="$common data.max_gray_fraction=0.95"
+recipe=""  # the defaults; each ablation changes one setting back towards the paper
+small="--size 128 --batch-size 32 model.widths=[16,32,64,128]"
+run() { name=$1; shift; python3 experiments/train_reference.py --out "$work/$name" "$@" > "$work/$name.log" 2>&1; }
+run reference $common --size 256 --batch-size 32 $recipe &
+run a1_paper $common $small recipe=paper &
+run a2_paper_input $common $small $recipe input=paper &
+run a3_recipe $common $small $recipe &
+run a4_no_uniform_mix $common $small $recipe loss.uniform_mix=0 &
+run a5_lr_1e-2 $common $small $recipe optimizer.lr=0.01 &
+run a6_lambda_1 $common $small $recipe loss.lambda_patch=1 &
+run a7_no_regression $common $small $recipe loss.regression=0 &
+wait
+for run in "$work"/*/; do
+  name=$(basename "$run")
+  python3 experiments/export_reference.py "$run/checkpoints/best.ckpt" --out "$work/$name.pt" \
+    --image-size $([ "$name" = reference ] && echo 256 || echo 128)
+done
+tar czf "$out/logs.tgz" -C "$work" --exclude='*.ckpt' --exclude='*.pt' .
+split -b 15M "$work/reference.pt" "$out/reference.pt.part-"
+tar cf - -C "$work" $(cd "$work" && ls a*.pt) | split -b 15M - "$out/ablations.tar.part-"
+ls -la "$out"
