@@ -116,7 +116,7 @@ def _run(*args):
 def test_evaluate_py_on_cbsd68_writes_every_file_and_the_fiftyone_dataset(shared_data, tiny_checkpoint, tmp_path):
     out = tmp_path / "eval"
     result = _run(f"ckpt_path={tiny_checkpoint}", "data=images", f"data.dir={shared_data / 'cbsd68'}",
-                  "data.num_workers=0", "max_images=3", "fiftyone=true", "fiftyone_name=test-eval",
+                  "data.num_workers=0", "max_images=3", "image_size=64", "fiftyone=true", "fiftyone_name=test-eval",
                   f"hydra.run.dir={out}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert str(out) in result.stdout and "fiftyone app launch test-eval" in result.stdout

@@ -35,7 +35,7 @@ def sample_report():
     """PSNR of the reference model and of gray on the embedded photos (none of them in its training set)."""
     system = load_system().for_inference()
     rows = evaluation.evaluate(system, ["model", "gray"], ["points_0", "points_100"], sample_photo_paths(),
-                               image_size=128, resize="stretch", progress=False)
+                               image_size=256, resize="stretch", progress=False)
     return evaluation.summarise(rows)
 
 

@@ -7,7 +7,7 @@ from importlib.resources import files
 REFERENCE = "reference"
 REFERENCE_FILE = "reference.pt"  # float16 weights, loadable with torch.load(weights_only=True)
 # set by experiments/export_reference.py
-REFERENCE_SHA256 = "be1693e5a3918ea29076d291667ac6a9ea4d54bdf931808c46a498e084c02428"
+REFERENCE_SHA256 = "985d65860364ee8aac95ea3533fd17d48a17b9af3fc9fb9ebf56b66fc8f620bd"
 
 
 class WeightsError(ValueError):
