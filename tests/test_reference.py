@@ -7,8 +7,11 @@ import torch
 
 from colorization import evaluation, weights
 from colorization.cli.colorize import main as colorize
+from colorization.data import ColorizationDataModule
 from colorization.data.catalogue import sample_photo_paths
 from colorization.system import CheckpointError, load_system
+from tests.conftest import compose_train
+from train import train
 
 
 @pytest.fixture
@@ -61,3 +64,19 @@ def test_colorize_without_ckpt_uses_the_reference_model(tmp_path):
     out = tmp_path / "out.png"
     assert colorize([sample_photo_paths()[1], "-o", str(out)]) == 0
     assert out.stat().st_size > 1000
+
+
+def test_quickstart_fine_tunes_the_reference_into_a_model_that_beats_gray_and_follows_hints(tmp_path):
+    """`make train` (experiment=quickstart, here 2 of its 10 epochs): its checkpoint, on the held-out photo."""
+    cfg = compose_train(tmp_path, "experiment=quickstart", "model.widths=[32,64,128,256]", "data.image_size=128",
+                        "trainer.max_epochs=2", "test=false")
+    result = train(cfg)
+    system = load_system(result["best_checkpoint"]).for_inference()
+    assert system.hparams.input_encoding == "fill"
+    datamodule = ColorizationDataModule(source="sample", image_size=128, cache_dir=str(tmp_path / "cache"))
+    test_photos = datamodule.resolve_files()["test"]
+    rows = evaluation.evaluate(system, ["model", "gray"], ["paper", "points_0", "points_100"], test_photos,
+                               image_size=128, resize="crop", progress=False)
+    report = evaluation.summarise(rows)
+    assert report["model"]["paper"]["psnr"] > report["gray"]["paper"]["psnr"]
+    assert report["model"]["points_100"]["psnr"] > report["model"]["points_0"]["psnr"] + 3.0
