@@ -11,6 +11,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from colorization.models import build_backbone, fold_batchnorm
 from colorization.transforms import class_weights, colourfulness, decode_logits, make_input, merge_l_ab
+from colorization.transforms.bins import mean_ab
 from colorization.transforms.color import AB_SCALE, INPUTS
 from colorization.weights import REFERENCE, WeightsError, reference_path
 
@@ -30,9 +31,8 @@ class CheckpointError(ValueError):
 class ColorizationSystem(L.LightningModule):
     def __init__(self, net: dict, n_bins: int = 32, ab_range=(-128.0, 128.0), lambda_patch: float = 1.0,
                  uniform_mix: float = 0.0, regression: float = 0.0, decode: str = "annealed_mean",
-                 temperature: float = 0.38,
-                 channels_last: bool = True, on_nonfinite: str = "stop", input_encoding: str = "paper",
-                 optimizer=None, scheduler=None):
+                 temperature: float = 0.38, channels_last: bool = True, on_nonfinite: str = "stop",
+                 input_encoding: str = "paper", optimizer=None, scheduler=None):
         super().__init__()
         # Plain containers only, so checkpoints load with torch.load(weights_only=True).
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
@@ -96,14 +96,15 @@ class ColorizationSystem(L.LightningModule):
         """Class-rebalanced cross-entropy over a and b, plus lambda_patch x cross-entropy on hinted pixels, plus
         (with `regression` > 0 and the true `ab`) regression x Huber loss of the distribution's mean against ab:
         Zhang et al. 2017's regression term, which makes the decoded colour itself accurate, not only its bin."""
-        nll = -logits.float().log_softmax(dim=2).gather(2, target.unsqueeze(2)).squeeze(2)  # (B, 2, H, W)
+        log_probs = logits.float().log_softmax(dim=2)
+        nll = -log_probs.gather(2, target.unsqueeze(2)).squeeze(2)  # (B, 2, H, W)
         weights = self.class_weights[torch.arange(2, device=target.device).view(1, 2, 1, 1), target]
         rebalanced = (weights * nll).sum() / weights.sum()
         hinted = mask.expand_as(nll)
         hint_term = (nll * hinted).sum() / hinted.sum().clamp_min(1.0)
         total = rebalanced + self.hparams.lambda_patch * hint_term
         if self.hparams.regression and ab is not None:
-            mean = decode_logits(logits, "expectation", 1.0, *self.hparams.ab_range)
+            mean = mean_ab(log_probs.exp(), *self.hparams.ab_range)  # the expectation decoding, softmax reused
             # Huber at 1 ab unit on ab / 110, as Zhang et al.'s code
             total = total + self.hparams.regression * F.smooth_l1_loss(mean / AB_SCALE, ab.float() / AB_SCALE,
                                                                        beta=1.0 / AB_SCALE)

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The reference model and the recipe ablations, side by side on one GPU (experiments/results/reference_model.md).
 #   bash experiments/reference_gpu.sh PHOTOS_DIR OUT_DIR MINUTES
-# reference: the default recipe at the default widths, 256 px crops. a1-a6: the same data at 128 px with widths
+# reference: the default recipe at the default widths, 256 px crops (a3: the same recipe at the small scale). a1-a6: the same data at 128 px with widths
 # [16,32,64,128], each changing the recipe in one way (a1 is the paper's settings). Each run keeps its best
 # checkpoint on val/psnr; they come back as float16 exports (split to fit the device tool's 16 MiB a file).
 set -u
@@ -13,17 +13,16 @@ work=${WORK:-/tmp/reference-runs}
 mkdir -p "$work" "$out"
 common="--photos $photos --minutes $minutes --val 48 --steps-per-epoch 200 trainer.precision=${PRECISION:-bf16-mixed}"
 common="$common data.max_gray_fraction=0.95"
-recipe=""  # the defaults; each ablation changes one setting back towards the paper
 small="--size 128 --batch-size 32 model.widths=[16,32,64,128]"
 run() { name=$1; shift; python3 experiments/train_reference.py --out "$work/$name" "$@" > "$work/$name.log" 2>&1; }
-run reference $common --size 256 --batch-size 32 $recipe &
+run reference $common --size 256 --batch-size 32 &
 run a1_paper $common $small recipe=paper &
-run a2_paper_input $common $small $recipe input=paper &
-run a3_recipe $common $small $recipe &
-run a4_no_uniform_mix $common $small $recipe loss.uniform_mix=0 &
-run a5_lr_1e-2 $common $small $recipe optimizer.lr=0.01 &
-run a6_lambda_1 $common $small $recipe loss.lambda_patch=1 &
-run a7_no_regression $common $small $recipe loss.regression=0 &
+run a2_paper_input $common $small input=paper &
+run a3_recipe $common $small &
+run a4_no_uniform_mix $common $small loss.uniform_mix=0 &
+run a5_lr_1e-2 $common $small optimizer.lr=0.01 &
+run a6_lambda_1 $common $small loss.lambda_patch=1 &
+run a7_no_regression $common $small loss.regression=0 &
 wait
 for run in "$work"/*/; do
   name=$(basename "$run")

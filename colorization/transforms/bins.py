@@ -39,9 +39,13 @@ def decode_logits(
         temperature = 1.0
     elif method != "annealed_mean":
         raise ValueError(f"decode={method!r}: expected argmax, expectation or annealed_mean")
-    probs = torch.softmax(logits.float() / temperature, dim=2)
-    centers = bin_centers(n, low, high, logits.device).view(1, 1, n, 1, 1)
-    return (probs * centers).sum(dim=2)
+    return mean_ab(torch.softmax(logits.float() / temperature, dim=2), low, high)
+
+
+def mean_ab(probs: torch.Tensor, low: float = -128.0, high: float = 128.0) -> torch.Tensor:
+    """Bin probabilities (B, 2, n, H, W) -> the ab they average to (B, 2, H, W)."""
+    n = probs.shape[2]
+    return (probs * bin_centers(n, low, high, probs.device).view(1, 1, n, 1, 1)).sum(dim=2)
 
 
 def bin_counts(bins: torch.Tensor, n: int) -> torch.Tensor:
