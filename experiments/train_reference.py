@@ -6,7 +6,7 @@ The system, the trainer and the recipe come from conf/train.yaml exactly as `pyt
 them (so the defaults are train.py's); only the data differ: the photos are decoded once into one uint8 tensor on
 the device (shorter side scaled to `--load-size`, default `--size` x 9/8, centre square), and every step takes
 random `--size` crops with random flips from it. No FiftyOne and no loader workers, so it runs where only torch,
-Lightning, Hydra and Kornia are installed (a bare GPU machine). Near-gray photos (the chroma rule) and photos
+Lightning, Hydra and Kornia are installed (a bare GPU machine). Near-gray photos (`data.gray_filter`) and photos
 whose shorter side is under half of `--size` are left out; `--val` photos (seeded) are held out for validation.
 `--init` starts from a checkpoint's weights (a fine-tune).
 """
@@ -26,14 +26,15 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from colorization.data.decode import IMAGE_EXTENSIONS, DecodeError, load_rgb  # noqa: E402
-from colorization.data.gray import gray_fraction  # noqa: E402
+from colorization.data.gray import gray_measures, is_gray  # noqa: E402
 from colorization.hydra_utils import register_resolvers  # noqa: E402
 from colorization.transforms import ab_to_bins, bin_counts, prepare_batch, rgb_to_lab  # noqa: E402
 
 CONF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
 
 
-def load_photos(dirs: list[str], size: int, load: int, gray_threshold: float, max_gray_fraction: float):
+def load_photos(dirs: list[str], size: int, load: int, gray_filter: str, gray_threshold: float,
+                max_gray_fraction: float):
     """(N, 3, load, load) uint8 centre squares, and the paths kept; reasons for the others."""
     from PIL import Image
 
@@ -53,7 +54,7 @@ def load_photos(dirs: list[str], size: int, load: int, gray_threshold: float, ma
         left, top = (image.size[0] - side) // 2, (image.size[1] - side) // 2
         square = image.crop((left, top, left + side, top + side)).resize((load, load), Image.Resampling.LANCZOS)
         rgb = torch.from_numpy(np.asarray(square).copy()).permute(2, 0, 1)
-        if gray_fraction(rgb, gray_threshold) > max_gray_fraction:
+        if is_gray(gray_measures(rgb, gray_threshold), gray_filter, max_gray_fraction):
             dropped[path] = "near-gray"
             continue
         kept.append(path)
@@ -127,8 +128,8 @@ def main():
     L.seed_everything(cfg.seed)
     started = time.time()
     load = args.load_size or args.size * 9 // 8
-    photos, kept, dropped = load_photos(args.photos, args.size, load, cfg.data.gray_threshold,
-                                        cfg.data.max_gray_fraction)
+    photos, kept, dropped = load_photos(args.photos, args.size, load, cfg.data.gray_filter,
+                                        cfg.data.gray_threshold, cfg.data.max_gray_fraction)
     print(f"{len(kept)} photos loaded in {time.time() - started:.0f} s; left out {len(dropped)}: "
           + ", ".join(f"{os.path.basename(p)} ({r})" for p, r in list(dropped.items())[:30]), flush=True)
     data = PhotoTensorData(photos, args.val, args.size, args.batch_size, hydra.utils.instantiate(cfg.hints),

@@ -11,6 +11,7 @@ Two rules, `data.gray_filter`:
 
 import torch
 
+from colorization.transforms.bins import ab_to_bins
 from colorization.transforms.color import rgb_to_lab
 
 GRAY_FILTERS = ("paper", "chroma")
@@ -28,21 +29,10 @@ def _chroma_fraction(ab: torch.Tensor, threshold: float) -> float:
 
 
 def _bin_fractions(ab: torch.Tensor) -> tuple[float, float]:
-    low, high = PAPER_RANGE
-    bins = ((ab - low) * (PAPER_BINS / (high - low))).floor().clamp(0, PAPER_BINS - 1)
+    bins = ab_to_bins(ab, PAPER_BINS, *PAPER_RANGE)
     inside = (bins >= PAPER_GRAY_BINS[0]) & (bins <= PAPER_GRAY_BINS[1])
     a, b = inside.flatten(1).float().mean(dim=1).tolist()
     return a, b
-
-
-def gray_fraction(rgb: torch.Tensor, threshold: float) -> float:
-    """Fraction of pixels whose chroma sqrt(a^2 + b^2) is below `threshold` (LAB units); rgb (3, H, W)."""
-    return _chroma_fraction(_ab(rgb), threshold)
-
-
-def paper_gray_fractions(rgb: torch.Tensor) -> tuple[float, float]:
-    """(fraction of pixels in a-bins 14-18, fraction in b-bins 14-18), the paper code's 32 bins over [-128, 128)."""
-    return _bin_fractions(_ab(rgb))
 
 
 def gray_measures(rgb: torch.Tensor, threshold: float) -> dict[str, float]:
