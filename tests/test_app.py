@@ -120,7 +120,7 @@ def test_browser_upload_two_hints_download(colorizer, tiny_checkpoint, tmp_path)
             page.goto(f"http://127.0.0.1:{port}/")
             page.set_input_files("#upload input[type=file]", CHELSEA)
             status = page.locator("#status")
-            sync_api.expect(status).to_contain_text("chelsea.png: 451x300, network 64x64, 0 hint(s)")
+            sync_api.expect(status).to_contain_text("chelsea.png: 451x300, network 80x48, 0 hint(s)")
             before = image_at(page, "#result")
             assert before.shape == (300, 451, 3)
 
