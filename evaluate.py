@@ -12,9 +12,10 @@ import torch
 from omegaconf import DictConfig
 
 from colorization import evaluation
+from colorization.checkpoint import CheckpointError
+from colorization.checks import ConfigError
 from colorization.hydra_utils import register_resolvers
-from colorization.inference import checkpoint_image_size
-from colorization.system import CheckpointError, load_system, resolve_checkpoint
+from colorization.inference import load_model
 
 register_resolvers()
 
@@ -36,12 +37,11 @@ def photo_paths(cfg: DictConfig, image_size: int, n_bins: int, ab_range) -> tupl
 def run(cfg: DictConfig) -> str:
     out_dir = cfg.paths.output_dir
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    ckpt_path = resolve_checkpoint(cfg.ckpt_path) if "model" in cfg.methods else None  # null: the reference model
-    system = load_system(ckpt_path, map_location=device).for_inference() if ckpt_path else None
-    trained_size = checkpoint_image_size(ckpt_path) if system else None
-    image_size = cfg.image_size or trained_size or 256
+    # ckpt_path null: the reference model
+    model = load_model(cfg.ckpt_path, device) if "model" in cfg.methods else None
+    image_size = cfg.image_size or (model and model.image_size) or 256
     evaluation.check_options(cfg.methods, cfg.settings, image_size)
-    n_bins, ab_range = (system.hparams.n_bins, system.hparams.ab_range) if system else (cfg.bins.n, cfg.bins.range)
+    n_bins, ab_range = (model.n_bins, model.ab_range) if model else (cfg.bins.n, cfg.bins.range)
     split, paths = photo_paths(cfg, image_size, n_bins, ab_range)
 
     if cfg.resize not in ("stretch", "crop"):
@@ -49,13 +49,13 @@ def run(cfg: DictConfig) -> str:
     options = dict(image_size=image_size, resize=cfg.resize, seed=cfg.seed, batch_size=cfg.batch_size,
                    num_workers=cfg.data.num_workers, device=device)
     save_dir = os.path.join(out_dir, "predictions") if cfg.fiftyone else None
-    rows = evaluation.evaluate(system, list(cfg.methods), list(cfg.settings), paths, save_dir, **options)
+    rows = evaluation.evaluate(model, list(cfg.methods), list(cfg.settings), paths, save_dir, **options)
     about = {"checkpoint": cfg.ckpt_path or "reference", "data": f"{cfg.data.source} {cfg.data.dir or ''}".strip(),
              "split": split,
              "image size": f"{image_size} px ({cfg.resize})", "hint seed": cfg.seed, "device": device}
     evaluation.write_report(rows, out_dir, about)
-    method = cfg.best_worst.method or ("model" if system else cfg.methods[0])
-    evaluation.best_worst(system, rows, paths, os.path.join(out_dir, "best_worst.png"), method,
+    method = cfg.best_worst.method or ("model" if model else cfg.methods[0])
+    evaluation.best_worst(model, rows, paths, os.path.join(out_dir, "best_worst.png"), method,
                           cfg.best_worst.setting, cfg.best_worst.k, **options)
     print(open(os.path.join(out_dir, "summary.md")).read())
     if cfg.fiftyone:
@@ -71,7 +71,7 @@ def run(cfg: DictConfig) -> str:
 def main(cfg: DictConfig) -> None:
     try:
         run(cfg)
-    except (CheckpointError, evaluation.EvaluationError, FileNotFoundError) as error:
+    except (CheckpointError, ConfigError, evaluation.EvaluationError, FileNotFoundError) as error:
         print(f"evaluate.py: error: {error}", file=sys.stderr)
         sys.exit(2)
 

@@ -9,6 +9,7 @@ from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from PIL import Image
 
+from colorization.transforms.hints import derive_seed
 from colorization.visualize import panel
 
 
@@ -21,9 +22,9 @@ class ImagePanel(L.Callback):
         self.rows = None
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        if batch_idx == 0 and "pred_ab" in batch:
+        if batch_idx == 0 and outputs is not None:  # outputs: what validation_step returned
             k = self.n_images
-            self.rows = panel(batch["L"][:k], batch["hint_ab"][:k], batch["mask"][:k], batch["pred_ab"][:k],
+            self.rows = panel(batch["L"][:k], batch["hint_ab"][:k], batch["mask"][:k], outputs["pred_ab"][:k],
                               batch["ab"][:k])
 
     def on_validation_epoch_end(self, trainer, pl_module):
@@ -54,9 +55,8 @@ class SeedEachEpoch(L.Callback):
         self.seed = seed
 
     def _seed(self, trainer):
-
-        L.seed_everything(self.seed + 1_000_003 * trainer.current_epoch + trainer.global_rank, workers=True,
-                          verbose=False)
+        seed = derive_seed(self.seed + trainer.global_rank, trainer.current_epoch) % 2**32  # seed_everything's range
+        L.seed_everything(seed, workers=True, verbose=False)
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._seed(trainer)

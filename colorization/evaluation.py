@@ -1,8 +1,9 @@
 """Evaluation: every method colorizes the same photos from the same seeded hints; per-image metrics; reports.
 
 Settings: `paper` (3x3 patches over about 0.5% of the pixels) and `points_N` (Zhang et al. 2017: N patches,
-each filled with its mean ab). Methods: `model` (a trained system) and the baselines, all called as
-(L, hint_ab, mask) -> ab. PSNR is measured on the 8-bit RGB a user would save, against the original photo.
+each filled with its mean ab). Methods: `model` (a trained model, through `InferenceModel.predict`: exactly what
+`colorize` and the app run) and the baselines, all called as (L, hint_ab, mask) -> ab. PSNR is measured on the
+8-bit RGB a user would save, against the original photo.
 """
 
 import csv
@@ -21,6 +22,8 @@ from tqdm.auto import tqdm
 
 from colorization.baselines import BASELINES
 from colorization.data.decode import ImageFiles, collate
+from colorization.inference import InferenceModel
+from colorization.models import check_image_size
 from colorization.transforms import (
     PaperHints,
     PointHints,
@@ -30,13 +33,15 @@ from colorization.transforms import (
     propagate_hints,
     rgb_to_lab,
 )
+from colorization.transforms.bins import bin_accuracy
+from colorization.transforms.hints import derive_seed
+from colorization.transforms.prepare import Batch
 from colorization.visualize import panel
 
 log = logging.getLogger(__name__)
 POINT_COUNTS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500)
 SETTINGS = ("paper", *(f"points_{n}" for n in POINT_COUNTS))
 METRICS = ("psnr", "ciede2000", "colourfulness", "accuracy")
-SEED_STRIDE = 1_000_003  # seed s, image i -> hint seed i + s * stride: distinct seeds never collide
 
 
 class EvaluationError(ValueError):
@@ -82,26 +87,28 @@ def check_options(methods, settings, image_size: int):
             raise EvaluationError(f"methods: {method!r} is not one of {', '.join(METHODS)}")
     for setting in settings:
         hint_sampler(setting)
-    if image_size % 16:
-        raise EvaluationError(f"image_size={image_size}: the networks need a multiple of 16")
+    try:
+        check_image_size(image_size)
+    except ValueError as error:
+        raise EvaluationError(str(error)) from None
 
 
 @dataclass
 class Prediction:
     positions: list[int]  # each photo's position in the evaluated file list (its hint seed)
     rgb: torch.Tensor  # (B, 3, H, W) uint8, the truth
-    batch: dict  # prepare_batch's L, ab, hint_ab, mask, input, target
+    batch: Batch
     setting: str
     method: str
     ab: torch.Tensor  # (B, 2, H, W) the prediction
     accuracy: torch.Tensor | None  # (B,) model only
 
 
-def predict(system, methods, settings, paths, positions=None, image_size=256, resize="crop", seed=0,
-            batch_size=8, num_workers=0, device="cpu", progress=True):
+def predict(model: InferenceModel | None, methods, settings, paths, positions=None, image_size=256, resize="crop",
+            seed=0, batch_size=8, num_workers=0, device="cpu", progress=True):
     """Yield a Prediction per batch x setting x method; every method of a setting gets the same hints."""
     positions = list(range(len(paths))) if positions is None else positions
-    n_bins, ab_range = (system.hparams.n_bins, tuple(system.hparams.ab_range)) if system else (32, (-128.0, 128.0))
+    n_bins, ab_range = (model.n_bins, model.ab_range) if model else (32, (-128.0, 128.0))
     loader = DataLoader(ImageFiles(paths, image_size, resize), batch_size=batch_size, num_workers=num_workers,
                         collate_fn=collate)
     with tqdm(total=len(paths), desc="evaluate", unit="photo", disable=not progress) as bar:
@@ -112,22 +119,21 @@ def predict(system, methods, settings, paths, positions=None, image_size=256, re
                 bar.update(len(data["errors"]))
                 continue
             rgb, where = data["rgb"].to(device), [positions[i] for i in data["index"].tolist()]
-            seeds = torch.tensor(where) + SEED_STRIDE * seed
+            seeds = derive_seed(seed, torch.tensor(where))
             for setting in settings:
                 batch = prepare_batch(rgb, hint_sampler(setting), n_bins, ab_range, seeds)
                 for method in methods:
-                    ab, accuracy = _colorize(system, method, batch)
+                    ab, accuracy = _colorize(model, method, batch)
                     yield Prediction(where, rgb, batch, setting, method, ab, accuracy)
             bar.update(len(data["rgb"]) + len(data["errors"]))
 
 
 @torch.no_grad()
-def _colorize(system, method, batch):
+def _colorize(model: InferenceModel | None, method: str, batch: Batch):
     if method != "model":
         return METHODS[method](batch["L"], batch["hint_ab"], batch["mask"]), None
-    logits = system(system.batch_input(batch))  # system.colorize, keeping the logits for the paper's accuracy
-    accuracy = (logits.argmax(dim=2) == batch["target"]).float().mean(dim=(1, 2, 3))  # a and b pooled
-    return system.decode(logits), accuracy
+    ab, logits = model.predict(batch["L"], batch["hint_ab"], batch["mask"])
+    return ab, bin_accuracy(logits, batch["target"]).mean(dim=(1, 2, 3))  # the paper's accuracy: a and b pooled
 
 
 def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
@@ -143,11 +149,12 @@ def image_metrics(rgb: torch.Tensor, L: torch.Tensor, ab: torch.Tensor) -> dict[
     return {"psnr": psnr.cpu(), "ciede2000": torch.from_numpy(ciede), "colourfulness": colourfulness(pred / 255.0)}
 
 
-def evaluate(system, methods, settings, paths, save_dir: str | None = None, **options) -> list[dict]:
+def evaluate(model: InferenceModel | None, methods, settings, paths, save_dir: str | None = None,
+             **options) -> list[dict]:
     """One row per photo x method x setting with its metrics; `save_dir`: also save each prediction as a
     panel (input with hints | prediction | truth) JPEG, its path in the row's `prediction`."""
     rows = []
-    for p in predict(system, methods, settings, paths, **options):
+    for p in predict(model, methods, settings, paths, **options):
         metrics = image_metrics(p.rgb, p.batch["L"], p.ab)
         truth_colourfulness = colourfulness(p.rgb / 255.0)
         for i, position in enumerate(p.positions):
@@ -259,8 +266,8 @@ def plot_psnr(report: dict, path: str):
     plt.close(fig)
 
 
-def best_worst(system, rows: list[dict], paths: list[str], path: str, method="model", setting="paper", k=4,
-               **options):
+def best_worst(model: InferenceModel | None, rows: list[dict], paths: list[str], path: str, method="model",
+               setting="paper", k=4, **options):
     """A grid of the k best and k worst photos by PSNR for one method and setting (panel: input with hints |
     prediction | truth), PSNR written beside each row. The predictions are recomputed: cheap for k photos."""
     import matplotlib
@@ -276,7 +283,7 @@ def best_worst(system, rows: list[dict], paths: list[str], path: str, method="mo
     position = {p: i for i, p in enumerate(paths)}
     subset = [r["image"] for r in chosen]
     images = []
-    for p in predict(system, [method], [setting], subset, [position[s] for s in subset], progress=False, **options):
+    for p in predict(model, [method], [setting], subset, [position[s] for s in subset], progress=False, **options):
         b = p.batch
         images.append(panel(b["L"], b["hint_ab"], b["mask"], p.ab, b["ab"]))
     grid = np.concatenate(images)

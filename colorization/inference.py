@@ -1,120 +1,83 @@
-"""Colorize your own photos at full resolution; shared by the `colorize` command and the app.
+"""Inference: the one path from lightness and hints to colour that `colorize`, the app and evaluate.py all use.
 
-The network sees the whole photo at about its training area, aspect kept (`network_grid`); the ab it predicts there is
-upsampled (bilinear) onto the photo's own lightness, so the result keeps the input's size and sharpness.
-Hints are given in the photo's pixel coordinates and mapped onto the network's grid.
+`InferenceModel.predict` runs a trained network on (L, hint_ab, mask) and decodes its ab. `Colorizer` does it for
+your own photos at full resolution: the network sees the whole photo at about its training area, aspect kept
+(`network_grid`); the ab it predicts there is upsampled (bilinear) onto the photo's own lightness, so the result
+keeps the input's size and sharpness. Hints are given in the photo's pixel coordinates and mapped onto the grid.
+Imports neither Lightning nor FiftyOne, so the command line and the app start quickly.
 """
 
-import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
+from colorization.checkpoint import load_weights, read_checkpoint, trained_image_size
 from colorization.data.decode import MAX_PIXELS, load_rgb
-from colorization.models import SIZE_MULTIPLE
-from colorization.system import ColorizationSystem, load_system, resolve_checkpoint
-from colorization.transforms import bins_to_ab, merge_l_ab, rgb_to_lab
+from colorization.hint_file import Hint, check_inside, to_hex
+from colorization.models import SIZE_MULTIPLE, build_backbone, check_image_size, fold_batchnorm
+from colorization.transforms import bins_to_ab, decode_logits, make_input, merge_l_ab, rgb_to_lab
+from colorization.transforms.color import INPUTS
 from colorization.weights import REFERENCE
 
 DEFAULT_SIZE = 256  # the network's input size when the checkpoint does not say what it was trained at
-HINT_KEYS = {"x", "y", "color", "size"}
 
 
-def to_hex(color) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*color)
+def bf16_native(device: torch.device) -> bool:
+    """Whether this device computes bfloat16 natively (CPUs with AMX / AVX512-BF16), where inference in it pays."""
+    return device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
 
 
-class HintError(ValueError):
-    """A hint file or a hint that cannot be used; the message names the file and the hint."""
+class InferenceModel:
+    """A trained network in eval mode, BatchNorm folded into its convolutions, and how to read its output."""
 
+    def __init__(self, net: torch.nn.Module, n_bins: int = 32, ab_range=(-128.0, 128.0),
+                 input_encoding: str = "paper", decode: str = "annealed_mean", temperature: float = 0.38,
+                 channels_last: bool = True, image_size: int | None = None, bf16: bool = True):
+        self.net = fold_batchnorm(net.eval())
+        self.n_bins, self.ab_range, self.input_encoding = n_bins, tuple(ab_range), input_encoding
+        self.decode, self.temperature, self.channels_last = decode, temperature, channels_last
+        self.image_size = image_size  # what it was trained at, where the checkpoint says
+        self.bf16 = bf16  # bfloat16 where the device computes it natively (ab within about 0.5 LAB units)
 
-@dataclass(frozen=True)
-class Hint:
-    """A size x size square of colour centred on pixel (x, y) of the original photo."""
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict) -> "InferenceModel":
+        """From `read_checkpoint`'s dictionary; CheckpointError when the weights do not fit their network."""
+        h = checkpoint["hyper_parameters"]
+        encoding = h.get("input_encoding", "paper")
+        net = build_backbone(**h["net"], in_channels=INPUTS[encoding], n_bins=h.get("n_bins", 32))
+        weights = {k[len("net."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+        load_weights(net, weights, checkpoint)
+        keys = ("n_bins", "ab_range", "decode", "temperature", "channels_last")
+        return cls(net, input_encoding=encoding, image_size=trained_image_size(checkpoint),
+                   **{k: h[k] for k in keys if k in h})
 
-    x: int
-    y: int
-    color: tuple[int, int, int]
-    size: int = 1
+    def to(self, device) -> "InferenceModel":
+        self.net.to(device)
+        return self
 
     @property
-    def hex(self) -> str:
-        return to_hex(self.color)
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
 
-    def to_json(self) -> dict:
-        return {"x": self.x, "y": self.y, "color": self.hex, "size": self.size}
-
-
-def parse_color(value) -> tuple[int, int, int]:
-    """'#rrggbb', '#rgb' or [r, g, b] (0..255) -> (r, g, b); ValueError otherwise."""
-    if isinstance(value, str) and value.startswith("#") and len(value) in (4, 7):
-        digits = value[1:] if len(value) == 7 else "".join(c * 2 for c in value[1:])
-        try:
-            return tuple(int(digits[i : i + 2], 16) for i in (0, 2, 4))
-        except ValueError:
-            pass
-    elif (isinstance(value, list | tuple) and len(value) == 3
-          and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in value)):
-        return tuple(value)
-    raise ValueError(f"invalid colour {value!r} (expected '#rrggbb' or [r, g, b] with 0..255)")
+    @torch.no_grad()
+    def predict(self, L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L (B, 1, H, W), hint_ab (B, 2, H, W), mask (B, 1, H, W)) -> (ab (B, 2, H, W), logits (B, 2, n, H, W),
+        float32), on the model's device."""
+        x = make_input(*(t.to(self.device) for t in (L, hint_ab, mask)), self.input_encoding)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", torch.bfloat16, enabled=self.bf16 and bf16_native(x.device)):
+            logits = self.net(x).float()
+        return decode_logits(logits, self.decode, self.temperature, *self.ab_range), logits
 
 
-def _integer(item: dict, key: str, default=None) -> int:
-    value = item.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # value != value: NaN
-        raise ValueError(f"{key!r} must be a number, got {value!r}")
-    return int(np.floor(value))  # a fractional coordinate lies in the pixel it falls into
-
-
-def parse_hints(data, source: str = "hints") -> list[Hint]:
-    """The JSON structure `[{"x", "y", "color", "size"?}, ...]` -> hints; HintError naming `source`."""
-    if not isinstance(data, list):
-        raise HintError(f"{source}: expected a JSON list of hints, got {type(data).__name__}")
-    hints = []
-    for number, item in enumerate(data, 1):
-        try:
-            if not isinstance(item, dict):
-                raise ValueError(f"expected an object, got {type(item).__name__}")
-            if missing := {"x", "y", "color"} - item.keys():
-                raise ValueError(f"missing {', '.join(sorted(missing))}")
-            if unknown := item.keys() - HINT_KEYS:
-                raise ValueError(f"unknown key {', '.join(sorted(unknown))} (expected {', '.join(sorted(HINT_KEYS))})")
-            hint = Hint(_integer(item, "x"), _integer(item, "y"), parse_color(item["color"]),
-                        _integer(item, "size", 1))
-            if hint.size < 1:
-                raise ValueError(f"size must be at least 1, got {hint.size}")
-        except ValueError as error:
-            raise HintError(f"{source}: hint {number}: {error}") from None
-        hints.append(hint)
-    return hints
-
-
-def read_hints(path: str) -> list[Hint]:
-    """A hint file (the format the app exports) -> hints; HintError naming the file."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise HintError(f"{path}: no such hint file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise HintError(f"{path}: not a readable JSON hint file ({error})") from None
-    return parse_hints(data, path)
-
-
-def check_inside(hints: list[Hint], width: int, height: int, source: str = "hints"):
-    for number, hint in enumerate(hints, 1):
-        if not (0 <= hint.x < width and 0 <= hint.y < height):
-            raise HintError(f"{source}: hint {number} at ({hint.x}, {hint.y}) is outside the {width}x{height} image")
-
-
-def hints_json(hints: list[Hint]) -> str:
-    return json.dumps([hint.to_json() for hint in hints], indent=1)
+def load_model(path: str | None = REFERENCE, device="cpu") -> InferenceModel:
+    """A trained model from a checkpoint (default: the shipped reference model); CheckpointError otherwise."""
+    return InferenceModel.from_checkpoint(read_checkpoint(path)).to(device)
 
 
 def _grid_span(centre: int, size: int, full: int, grid: int) -> slice:
@@ -163,34 +126,23 @@ def resize_L(L: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(L, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
 
 
-def checkpoint_image_size(path: str) -> int | None:
-    """The training image size recorded with the data module's hyper-parameters, if there is one."""
-    try:  # mmap: only the small dictionaries are read, not the weights again
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # an older non-zip checkpoint: still usable, just without the recorded size
-        return None
-    size = (checkpoint.get("datamodule_hyper_parameters") or {}).get("image_size")
-    return int(size) if isinstance(size, int) else None
-
-
 class Colorizer:
-    """A trained system and the square size it runs at: photos + hints -> colour at full resolution."""
+    """A trained model and the size it runs at: photos + hints -> colour at full resolution."""
 
-    def __init__(self, system: ColorizationSystem, size: int = DEFAULT_SIZE, device: str = "cpu"):
-        if size < 16 or size % 16:
-            raise ValueError(f"--size={size}: the network needs a multiple of 16 (at least 16)")
-        self.system, self.size, self.device = system.for_inference().to(device), size, device
+    def __init__(self, model: InferenceModel, size: int | None = None):
+        self.model = model
+        self.size = model.image_size or size or DEFAULT_SIZE  # the training size wins: what the network knows
+        check_image_size(self.size, "--size")
 
     @classmethod
     def from_checkpoint(cls, path: str = REFERENCE, size: int | None = None, device: str = "cpu") -> "Colorizer":
-        """Raises CheckpointError for files that are not ours. The checkpoint's training size wins over `size`."""
-        path = resolve_checkpoint(path)
-        return cls(load_system(path), checkpoint_image_size(path) or size or DEFAULT_SIZE, device)
+        """Raises CheckpointError for files that are not ours."""
+        return cls(load_model(path, device), size)
 
     def load_photo(self, path: str, max_pixels: int = MAX_PIXELS) -> Photo:
         """Any photo Pillow reads (gray or colour: only its L is used); DecodeError names the file."""
         rgb = torch.from_numpy(np.array(load_rgb(path, max_pixels))).permute(2, 0, 1).unsqueeze(0)
-        L = rgb_to_lab(rgb)[:, :1]
+        L = rgb_to_lab(rgb)[:, :1].clone()  # not a view: it would keep the whole 3-channel LAB photo alive
         return Photo(L, resize_L(L, *network_grid(*L.shape[-2:], self.size)), os.path.basename(path))
 
     def hint_grid(self, photo: Photo, hints: list[Hint]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,17 +161,11 @@ class Colorizer:
             mask[0, :, rows, cols] = 1.0
         return hint_ab, mask
 
-    @torch.no_grad()
     def predict(self, photo: Photo, hints: list[Hint]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ab (1, 2, S, S), logits (1, 2, n, S, S)) on the network grid.
-
-        This is `system.colorize` (`infer`, then decode) kept in two steps so the app can also read the
-        per-pixel colour distribution for its suggestions without a second forward pass.
-        """
-        hint_ab, mask = self.hint_grid(photo, hints)
-        inputs = [t.to(self.device) for t in (photo.L_net, hint_ab, mask)]
-        logits = self.system.infer(self.system.encode(*inputs))  # bfloat16 where the CPU computes it natively
-        return self.system.decode(logits).cpu(), logits.cpu()
+        """(ab (1, 2, h, w), logits (1, 2, n, h, w)) on the photo's network grid; the app reads the logits for its
+        suggestions without a second forward pass."""
+        ab, logits = self.model.predict(photo.L_net, *self.hint_grid(photo, hints))
+        return ab.cpu(), logits.cpu()
 
     @torch.no_grad()
     def render(self, L: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
@@ -243,37 +189,8 @@ class Colorizer:
         n = p_a.numel()
         joint = (p_a[:, None] * p_b[None, :]).flatten()
         top = joint.topk(min(k, joint.numel()))
-        centres = bins_to_ab(torch.stack([top.indices // n, top.indices % n]), n, *self.system.hparams.ab_range)
+        centres = bins_to_ab(torch.stack([top.indices // n, top.indices % n]), n, *self.model.ab_range)
         L = photo.L[0, 0, y, x].expand(1, 1, 1, len(top.indices))
         rgb = merge_l_ab(L, centres.view(1, 2, 1, -1))[0, :, 0].T  # (k, 3)
         rgb = (rgb * 255).round().clamp(0, 255).to(torch.uint8).tolist()
         return [(to_hex(c), float(p)) for c, p in zip(rgb, top.values)]
-
-
-# PNG at zlib level 1 (OpenCV's default): a 12 MP photo writes in 0.6 s instead of Pillow's level-6 2.2 s, for a
-# file 23% larger (measured here on a real photo).
-SAVE_OPTIONS = {"JPEG": {"quality": 95}, "PNG": {"compress_level": 1}}
-
-
-def writable_format(path: str) -> str | None:
-    """The Pillow format that writes files named like `path` (by extension), or None."""
-    image_format = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
-    return image_format if image_format in Image.SAVE else None
-
-
-def save_image(rgb: np.ndarray, path: str):
-    """Write atomically (a temporary file in the same folder, then a rename): never a half-written photo."""
-    image_format = writable_format(path)
-    if image_format is None:
-        raise ValueError(f"{path}: cannot write images with extension {os.path.splitext(path)[1] or '(none)'!r}")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(rgb).save(f, format=image_format, **SAVE_OPTIONS.get(image_format, {}))
-        os.chmod(partial, 0o644)  # mkstemp's 0600 would make the result private
-        os.replace(partial, path)
-    except BaseException:
-        os.unlink(partial)
-        raise

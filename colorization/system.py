@@ -9,23 +9,23 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
-from colorization.models import build_backbone, fold_batchnorm
+from colorization.checkpoint import CheckpointError, load_weights, read_checkpoint, resolve_checkpoint
+from colorization.inference import InferenceModel
+from colorization.models import build_backbone
 from colorization.transforms import class_weights, colourfulness, decode_logits, make_input, merge_l_ab
-from colorization.transforms.bins import mean_ab
+from colorization.transforms.bins import bin_accuracy, mean_ab
 from colorization.transforms.color import AB_SCALE, INPUTS
-from colorization.weights import REFERENCE, WeightsError, reference_path
+from colorization.transforms.prepare import Batch
+from colorization.weights import REFERENCE
 
 log = logging.getLogger(__name__)
 STAGES = ("train", "val", "test")
 METRICS = ("loss", "acc", "acc_unhinted", "psnr", "colourfulness_pred", "colourfulness_true")
+__all__ = ["CheckpointError", "ColorizationSystem", "NonFiniteLossError", "load_system", "resolve_checkpoint"]
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; training on it would silently ruin the weights."""
-
-
-class CheckpointError(ValueError):
-    """A file that is not a checkpoint of this project, or one that does not fit the asked-for model."""
 
 
 class ColorizationSystem(L.LightningModule):
@@ -68,28 +68,13 @@ class ColorizationSystem(L.LightningModule):
     def decode(self, logits: torch.Tensor) -> torch.Tensor:
         return decode_logits(logits, self.hparams.decode, self.hparams.temperature, *self.hparams.ab_range)
 
-    # Inference in bfloat16 on CPUs that compute it natively (AMX / AVX512-BF16): ~3x faster per photo, ab within
-    # about 0.5 LAB units of float32 (BENCHMARKS.md). False: float32. Training and `self(x)` are not affected.
-    bf16_inference = True
     skip_optimizer_step = False  # set by training_step for a batch that must not change the weights
 
-    def infer(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for inference (call under no_grad): `self(x)`, in bfloat16 where `bf16_inference` pays."""
-        native = x.device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
-        with torch.autocast("cpu", torch.bfloat16, enabled=self.bf16_inference and native):
-            return self(x).float()
-
-    def for_inference(self) -> "ColorizationSystem":
-        """An eval-mode copy with BatchNorm folded into the convolutions: the same outputs up to float rounding,
-        1.1-1.2x faster on CPUs (BENCHMARKS.md). For colorize, the app and evaluation; not for training."""
-        system = copy.deepcopy(self).eval()
-        fold_batchnorm(system.net)
-        return system
-
-    @torch.no_grad()
-    def colorize(self, L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The evaluation call shape shared with the baselines: (L, hint_ab, mask) -> ab."""
-        return self.decode(self.infer(self.encode(L, hint_ab, mask)))
+    def inference_model(self) -> InferenceModel:
+        """A copy of this system's network as `colorize`, the app and evaluate.py run it (`InferenceModel.predict`)."""
+        h = self.hparams
+        return InferenceModel(copy.deepcopy(self.net), h.n_bins, h.ab_range, h.input_encoding, h.decode,
+                              h.temperature, h.channels_last)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
              ab: torch.Tensor | None = None) -> torch.Tensor:
@@ -110,29 +95,26 @@ class ColorizationSystem(L.LightningModule):
                                                                        beta=1.0 / AB_SCALE)
         return total
 
-    def model_step(self, batch: dict, stage: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
-        """The loss and the metric values of one batch; None where every file of it failed to decode."""
-        if not len(batch["rgb"]):  # every file of this batch failed to decode (reported by the data module)
-            return None
+    def model_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss and the logits of one batch."""
         logits = self(self.batch_input(batch))
-        loss = self.loss(logits, batch["target"], batch["mask"], batch["ab"])
-        if logits.dtype == torch.float32:  # argmax == target as "the target's logit is the largest": 3x faster on
-            # CPUs (BENCHMARKS.md); in half precision ties are common, and argmax settles them as it always has
-            correct = (logits.gather(2, batch["target"].unsqueeze(2)).squeeze(2) >= logits.amax(dim=2)).float()
-        else:
-            correct = (logits.argmax(dim=2) == batch["target"]).float()
+        return self.loss(logits, batch["target"], batch["mask"], batch["ab"]), logits
+
+    def batch_metrics(self, batch: Batch, logits: torch.Tensor, loss: torch.Tensor,
+                      pred_ab: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Loss and bin accuracies; with the decoded `pred_ab` also PSNR and colourfulness (not worth decoding on
+        every training step)."""
+        correct = bin_accuracy(logits, batch["target"])
         unhinted = 1.0 - batch["mask"].expand_as(correct)
         values = {"loss": loss.detach(), "acc": correct.mean(),
                   "acc_unhinted": (correct * unhinted).sum() / unhinted.sum().clamp_min(1.0)}
-        if stage != "train":  # colour metrics need decoding and RGB, not worth it on every training step
-            batch["pred_ab"] = self.decode(logits)  # also read by the ImagePanel callback
-            pred_rgb = merge_l_ab(batch["L"], batch["pred_ab"])
-            true_rgb = batch["rgb"].float() / 255.0
+        if pred_ab is not None:
+            pred_rgb, true_rgb = merge_l_ab(batch["L"], pred_ab), batch["rgb"].float() / 255.0
             values["psnr"] = peak_signal_noise_ratio(pred_rgb, true_rgb, data_range=1.0, reduction="none",
                                                      dim=(1, 2, 3)).mean()
             values["colourfulness_pred"] = colourfulness(pred_rgb).mean()
             values["colourfulness_true"] = colourfulness(true_rgb).mean()
-        return loss, values
+        return values
 
     def log_metrics(self, stage: str, values: dict[str, torch.Tensor], size: int) -> None:
         """Into each metric's epoch mean (`val/acc`); training's loss and acc also per step (`train/loss_step`,
@@ -147,26 +129,41 @@ class ColorizationSystem(L.LightningModule):
             self.log(f"{stage}/{name}", metric, on_step=on_step, on_epoch=True, prog_bar=name in ("loss", "acc"),
                      batch_size=size)
 
-    def _step(self, batch: dict, stage: str) -> torch.Tensor | None:
-        """model_step, then log_metrics (validation, test; training logs only the batches it keeps)."""
-        step = self.model_step(batch, stage)
-        if step is None:
-            return None
-        self.log_metrics(stage, step[1], len(batch["rgb"]))
-        return step[0]
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        saved = self.save_buffers() if self.hparams.on_nonfinite == "skip" else None
+        loss, logits = self.model_step(batch) if len(batch["rgb"]) else (None, None)  # none: no file decoded
+        if not self.keep_batch(loss, batch_idx):
+            return self.skip_batch(saved)
+        self.log_metrics("train", self.batch_metrics(batch, logits, loss), len(batch["rgb"]))
+        return loss
 
-    def training_step(self, batch, batch_idx):
-        # The forward pass writes BatchNorm's running statistics before the loss is known: a batch skipped after it
-        # must leave them as they were (a NaN batch made them NaN, and every later prediction with them).
-        buffers = [b.clone() for b in self.buffers()] if self.hparams.on_nonfinite == "skip" else None
-        step = self.model_step(batch, "train")
-        if self.keep_batch(None if step is None else step[0], batch_idx):
-            self.log_metrics("train", step[1], len(batch["rgb"]))
-            return step[0]
-        if buffers is not None:  # every rank restores its own: the batch never happened anywhere
+    def evaluation_step(self, batch: Batch, stage: str) -> dict[str, torch.Tensor] | None:
+        """Validation and test: metrics with colours; returns the prediction for callbacks (the image panel)."""
+        if not len(batch["rgb"]):  # every file of this batch failed to decode (reported by the data module)
+            return None
+        loss, logits = self.model_step(batch)
+        pred_ab = self.decode(logits)
+        self.log_metrics(stage, self.batch_metrics(batch, logits, loss, pred_ab), len(batch["rgb"]))
+        return {"pred_ab": pred_ab}
+
+    def validation_step(self, batch: Batch, batch_idx: int):
+        return self.evaluation_step(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int):
+        return self.evaluation_step(batch, "test")
+
+    # -- a batch that must not count: a non-finite loss, or nothing decoded ------------------------------------
+    def save_buffers(self) -> list[torch.Tensor]:
+        """The forward pass writes BatchNorm's running statistics before the loss is known: a batch skipped after
+        it must leave them as they were (a NaN batch made them NaN, and every later prediction with them)."""
+        return [b.clone() for b in self.buffers()]
+
+    def skip_batch(self, saved: list[torch.Tensor] | None) -> torch.Tensor:
+        """Undo what the batch's forward pass changed and make its optimiser step a no-op, on every device."""
+        if saved is not None:  # every rank restores its own: the batch never happened anywhere
             with torch.no_grad():
-                for buffer, saved in zip(self.buffers(), buffers, strict=True):
-                    buffer.copy_(saved)
+                for buffer, old in zip(self.buffers(), saved, strict=True):
+                    buffer.copy_(old)
         # Lightning refuses None under DDP, so: zero gradients for the all-reduce, dropped before the step.
         self.skip_optimizer_step = True
         return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
@@ -194,12 +191,6 @@ class ColorizationSystem(L.LightningModule):
             optimizer.zero_grad(set_to_none=True)  # Adam leaves parameters without gradients untouched
             self.skip_optimizer_step = False
 
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
-
     def init_from(self, path: str) -> None:
         """Start from a trained model's weights (fine-tuning): `train.py init=reference` or init=PATH."""
         source = load_system(path)
@@ -218,33 +209,10 @@ class ColorizationSystem(L.LightningModule):
                                                          "interval": "epoch"}}
 
 
-def resolve_checkpoint(path: str | None) -> str:
-    """A checkpoint path; `reference` (or None) means the shipped reference weights, checked by their SHA-256."""
-    if path in (None, REFERENCE):
-        try:
-            return reference_path()
-        except WeightsError as error:
-            raise CheckpointError(str(error)) from None
-    return path
-
-
 def load_system(path: str | None = REFERENCE, map_location="cpu") -> ColorizationSystem:
     """A trained system from a checkpoint (default: the shipped reference model), loaded with
-    weights_only=True; a clear error for foreign or corrupt files."""
-    path = resolve_checkpoint(path)
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such checkpoint") from None
-    except Exception as error:  # unpickling refused, truncated file, not a torch file at all
-        raise CheckpointError(f"{path}: not a colorization checkpoint ({type(error).__name__})") from None
-    hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
-    if "net" not in hparams or "state_dict" not in checkpoint:
-        raise CheckpointError(f"{path}: not a colorization checkpoint (no network hyper-parameters)")
-    system = ColorizationSystem(**hparams)
-    try:
-        system.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as error:
-        raise CheckpointError(f"{path}: weights do not fit {hparams['net']} with {hparams['n_bins']} bins: "
-                              f"{str(error).splitlines()[0]}") from None
+    weights_only=True; CheckpointError naming the file for foreign or corrupt files."""
+    checkpoint = read_checkpoint(path, map_location)
+    system = ColorizationSystem(**checkpoint["hyper_parameters"])
+    load_weights(system, checkpoint["state_dict"], checkpoint)
     return system.eval()

@@ -17,7 +17,8 @@ from PIL import Image
 from colorization.cli import app as colorization_app
 from colorization.cli.colorize import main as colorize_main
 from colorization.data.catalogue import sample_photo_paths
-from colorization.inference import Colorizer, read_hints
+from colorization.hint_file import read_hints
+from colorization.inference import Colorizer
 
 CHELSEA = next(path for path in sample_photo_paths() if path.endswith("chelsea.png"))
 CHROMIUM = "/usr/bin/chromium"

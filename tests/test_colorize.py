@@ -15,8 +15,9 @@ from PIL import Image
 
 from colorization.cli.colorize import main
 from colorization.data.catalogue import sample_photo_paths
-from colorization.inference import Colorizer, Hint, HintError, hints_json, parse_hints, save_image
-from colorization.system import load_system
+from colorization.hint_file import Hint, HintError, hints_json, parse_hints
+from colorization.image_io import save_image
+from colorization.inference import Colorizer, load_model
 from colorization.transforms import rgb_to_lab
 
 CHELSEA = next(path for path in sample_photo_paths() if path.endswith("chelsea.png"))  # 451 x 300, not square
@@ -145,7 +146,7 @@ def test_a_wide_photo_is_not_squeezed(tmp_path):
     image = Image.new("RGB", (640, 320), (60, 60, 60))
     ImageDraw.Draw(image).ellipse((220, 60, 420, 260), fill=(220, 220, 220))  # a circle 200 px across
     image.save(wide)
-    colorizer = Colorizer(load_system(), 256)  # the reference model, at 256 x 256 pixels in all
+    colorizer = Colorizer(load_model())  # the reference model, at its training size: 256 x 256 pixels in all
     photo = colorizer.load_photo(str(wide))
     assert photo.L_net.shape[-2:] == (176, 368)
     circle = photo.L_net[0, 0] > 50

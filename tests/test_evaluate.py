@@ -55,7 +55,7 @@ def test_metrics_of_the_truth_are_perfect_and_of_gray_are_not():
 
 
 def test_every_method_sees_the_same_hints_whatever_the_batch_size(monkeypatch):
-    """What each method is called with (the model through its `encode`), recorded: per setting the same
+    """What each method is called with (the model through its `predict`), recorded: per setting the same
     (hint_ab, mask) for every method, and the same per photo whatever the batch size."""
     calls = []
 
@@ -67,12 +67,12 @@ def test_every_method_sees_the_same_hints_whatever_the_batch_size(monkeypatch):
 
     for method in ("gray", "nearest", "levin"):
         monkeypatch.setitem(METHODS, method, recording(method, METHODS[method]))
-    system = ColorizationSystem({"name": "unet", "widths": [8, 16, 32, 64]}).eval()
-    system.encode = recording("model", system.encode)
+    model = ColorizationSystem({"name": "unet", "widths": [8, 16, 32, 64]}).inference_model()
+    model.predict = recording("model", model.predict)
 
     def received(batch_size):
         out = {}
-        for p in predict(system, ["model", "gray", "nearest", "levin"], ["paper", "points_5"], PHOTOS,
+        for p in predict(model, ["model", "gray", "nearest", "levin"], ["paper", "points_5"], PHOTOS,
                          image_size=32, batch_size=batch_size, progress=False):
             method, hint_ab, mask = calls.pop()  # the call that made this prediction
             assert method == p.method and not calls

@@ -9,6 +9,7 @@ from colorization import evaluation, weights
 from colorization.cli.colorize import main as colorize
 from colorization.data import ColorizationDataModule
 from colorization.data.catalogue import sample_photo_paths
+from colorization.inference import load_model
 from colorization.system import CheckpointError, load_system
 from tests.conftest import compose_train
 from train import train
@@ -36,8 +37,7 @@ def test_shipped_weights_match_their_checksum_and_load():
 @pytest.fixture(scope="module")
 def sample_report():
     """PSNR of the reference model and of gray on the embedded photos (none of them in its training set)."""
-    system = load_system().for_inference()
-    rows = evaluation.evaluate(system, ["model", "gray"], ["points_0", "points_100"], sample_photo_paths(),
+    rows = evaluation.evaluate(load_model(), ["model", "gray"], ["points_0", "points_100"], sample_photo_paths(),
                                image_size=256, resize="stretch", progress=False)
     return evaluation.summarise(rows)
 
@@ -71,11 +71,11 @@ def test_quickstart_fine_tunes_the_reference_into_a_model_that_beats_gray_and_fo
     cfg = compose_train(tmp_path, "experiment=quickstart", "model.widths=[32,64,128,256]", "data.image_size=128",
                         "trainer.max_epochs=2", "test=false")
     result = train(cfg)
-    system = load_system(result["best_checkpoint"]).for_inference()
-    assert system.hparams.input_encoding == "fill"
+    model = load_model(result["best_checkpoint"])
+    assert model.input_encoding == "fill" and model.image_size == 128
     datamodule = ColorizationDataModule(source="sample", image_size=128, cache_dir=str(tmp_path / "cache"))
     test_photos = datamodule.resolve_files()["test"]
-    rows = evaluation.evaluate(system, ["model", "gray"], ["paper", "points_0", "points_100"], test_photos,
+    rows = evaluation.evaluate(model, ["model", "gray"], ["paper", "points_0", "points_100"], test_photos,
                                image_size=128, resize="crop", progress=False)
     report = evaluation.summarise(rows)
     assert report["model"]["paper"]["psnr"] > report["gray"]["paper"]["psnr"]

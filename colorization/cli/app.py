@@ -19,9 +19,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageColor, ImageDraw
 
+from colorization.checkpoint import CheckpointError
 from colorization.data.decode import DecodeError
-from colorization.inference import Colorizer, Hint, Photo, hints_json, parse_color, resize_L, save_image, to_hex
-from colorization.system import CheckpointError
+from colorization.hint_file import Hint, hints_json, parse_color, to_hex
+from colorization.image_io import save_image
+from colorization.inference import Colorizer, Photo, resize_L
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: it reads it once
 import gradio as gr  # noqa: E402

@@ -6,14 +6,14 @@ file); the photos that could be colorized are still written, each atomically.
 
 import argparse
 import os
+import signal
 import sys
 
 from PIL import Image
 from tqdm import tqdm
 
-from colorization.data.decode import DecodeError
-from colorization.inference import Colorizer, HintError, check_inside, read_hints, save_image, writable_format
-from colorization.system import CheckpointError
+from colorization.hint_file import HintError, check_inside, read_hints
+from colorization.image_io import save_image, writable_format
 
 
 class UsageError(ValueError):
@@ -84,6 +84,13 @@ def error(message) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # torch and the network only now: `--help` and argument mistakes answer without loading them
+    from colorization.checkpoint import CheckpointError
+    from colorization.data.decode import DecodeError
+    from colorization.inference import Colorizer
+
+    # SIGTERM (a killed job, `timeout`) exits through Python, so the photo being written removes its partial file
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         jobs = plan(args.inputs, args.output, args.hints)
         hints = read_hints(args.hints) if args.hints else []

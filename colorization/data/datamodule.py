@@ -15,6 +15,8 @@ from colorization.data.cache import CachedImages, build_cache, find_cache
 from colorization.data.decode import MAX_PIXELS, ImageFiles, collate
 from colorization.data.gray import GRAY_FILTERS
 from colorization.transforms import ab_to_bins, bin_counts, prepare_batch, rgb_to_lab
+from colorization.transforms.hints import derive_seed
+from colorization.transforms.prepare import Batch
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ class EpochShuffle(torch.utils.data.Sampler):
         self.epoch = epoch
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
         return iter(torch.randperm(self.size, generator=generator).tolist())
 
     def __len__(self):
@@ -154,14 +156,13 @@ class ColorizationDataModule(L.LightningDataModule):
         return self._loader("test")
 
     # -- on the device, batched ---------------------------------------------------------------------------
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        for message in batch.pop("errors", []):
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> Batch:
+        """The decoded photos (`collate`'s rgb, index, errors) -> the Batch the system reads, hints drawn here."""
+        for message in batch["errors"]:
             self._log_once(logging.WARNING, f"skipped: {message}")
         training = self.trainer is not None and self.trainer.training
-        seeds = None if training else batch["index"] + 1_000_003 * self.hparams.seed
-        batch.update(prepare_batch(batch["rgb"], self.hints, self.hparams.n_bins, tuple(self.hparams.ab_range),
-                                   seeds))
-        return batch
+        seeds = None if training else derive_seed(self.hparams.seed, batch["index"])
+        return prepare_batch(batch["rgb"], self.hints, self.hparams.n_bins, tuple(self.hparams.ab_range), seeds)
 
     # -- rebalancing statistics over the train split (never val or test) ---------------------------------
     def bin_counts(self) -> torch.Tensor:

@@ -6,7 +6,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .backbones import UNet, resunet, transunet, unet
-from .blocks import SIZE_MULTIPLE
+from .blocks import SIZE_MULTIPLE, check_image_size
 
 # name -> builder(in_channels, n_bins, widths, norm, ...); each is a UNet with its own blocks (backbones.py)
 BACKBONES: dict[str, Callable[..., UNet]] = {"unet": unet, "resunet": resunet, "transunet": transunet}
@@ -37,4 +37,5 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
     return net
 
 
-__all__ = ["BACKBONES", "SIZE_MULTIPLE", "UNet", "build_backbone", "count_parameters", "fold_batchnorm"]
+__all__ = ["BACKBONES", "SIZE_MULTIPLE", "UNet", "build_backbone", "check_image_size", "count_parameters",
+           "fold_batchnorm"]

@@ -9,6 +9,13 @@ from torch import nn
 SIZE_MULTIPLE = 16  # four 2x downsamplings
 
 
+def check_image_size(size: int, option: str = "image_size") -> None:
+    """Raise ValueError naming `option` unless `size` is a positive multiple of 16 (what the networks take)."""
+    if size < SIZE_MULTIPLE or size % SIZE_MULTIPLE:
+        raise ValueError(f"{option}={size}: the networks need a multiple of {SIZE_MULTIPLE} "
+                         f"(e.g. {max(SIZE_MULTIPLE, size // SIZE_MULTIPLE * SIZE_MULTIPLE)})")
+
+
 def check_size(x: torch.Tensor) -> None:
     """Raise ValueError unless x is (B, C, H, W) with H and W multiples of 16."""
     if x.ndim != 4:

@@ -2,6 +2,8 @@
 
 import torch
 
+DECODE_METHODS = ("argmax", "expectation", "annealed_mean")
+
 
 def ab_to_bins(ab: torch.Tensor, n: int, low: float = -128.0, high: float = 128.0) -> torch.Tensor:
     """ab (B, 2, H, W) -> bin indices (B, 2, H, W) long, each channel in [0, n)."""
@@ -38,8 +40,16 @@ def decode_logits(
     if method == "expectation":
         temperature = 1.0
     elif method != "annealed_mean":
-        raise ValueError(f"decode={method!r}: expected argmax, expectation or annealed_mean")
+        raise ValueError(f"decode={method!r}: expected one of {', '.join(DECODE_METHODS)}")
     return mean_ab(torch.softmax(logits.float() / temperature, dim=2), low, high)
+
+
+def bin_accuracy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Logits (B, 2, n, H, W), target bins (B, 2, H, W) -> (B, 2, H, W) 1.0 where the most likely bin is the target:
+    the paper's accuracy (exact bin match, a and b pooled by averaging)."""
+    if logits.dtype == torch.float32:  # "the target's logit is the largest", cheaper than argmax on CPUs
+        return (logits.gather(2, target.unsqueeze(2)).squeeze(2) >= logits.amax(dim=2)).float()
+    return (logits.argmax(dim=2) == target).float()  # in half precision ties are common: argmax settles them
 
 
 def mean_ab(probs: torch.Tensor, low: float = -128.0, high: float = 128.0) -> torch.Tensor:

@@ -137,6 +137,15 @@ class NoHints:
         return torch.zeros_like(ab), torch.zeros(b, 1, h, w, device=ab.device, dtype=ab.dtype)
 
 
+SEED_STRIDE = 1_000_003  # a prime above any count of photos or epochs: distinct (seed, k) never collide
+
+
+def derive_seed(seed, k):
+    """The seed for item `k` (a photo's position, an epoch; an int or a tensor of them) of a run seeded `seed`.
+    The one formula: validation's and evaluate.py's hints on the same photo and seed are then the same."""
+    return k + SEED_STRIDE * seed
+
+
 def fixed_hints(sampler, ab: torch.Tensor, seeds: torch.Tensor):
     """Hints that depend only on each image's seed, not on the batch it sits in: the same every epoch,
     run and batch size, so validation and test metrics compare."""
