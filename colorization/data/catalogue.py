@@ -7,8 +7,14 @@ photos that *pass* the gray filter: more are imported until that many pass or th
 dataset stores depends only on the photos and the measure settings (`gray_threshold`, `max_pixels`): when those
 change, the measures are recomputed. The filter, `max_samples`, `seed` and `split_fractions` are applied to the
 stored measures on every run (`select`), and the split tags (for the FiftyOne App) follow them.
+
+The catalogue follows its files on every run (`follow`): a photo whose size or modification time changed is
+measured again, one that is gone (or no longer listed by its source) is removed, and new photos of a folder are
+imported. Two runs at once build a catalogue once: FiftyOne's database is started, and each catalogue built,
+under a lock beside the database folder. A database that stops answering is one error naming it.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,10 +25,13 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 
 import fiftyone as fo
+import pymongo.errors
 import torch
 from fiftyone import ViewField as F
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
+from colorization.data.cache import file_stat
 from colorization.data.decode import IMAGE_EXTENSIONS, MAX_PIXELS, ImageFiles
 from colorization.data.gray import GRAY_FILTERS, gray_measures, is_gray
 
@@ -30,8 +39,13 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 MEASURE_SIZE = 128  # photos are measured at this size (centre square)
 MEASURES = ("gray_fraction", "gray_a_fraction", "gray_b_fraction")
+# the file's size and modification time when it was measured: stored after the measures, so a run killed in
+# between leaves a photo that is measured again
+FILE_STAT = ("file_size", "file_mtime_ns")
+MEASURED = (*MEASURES, "decode_error", *FILE_STAT)
 FIELDS = {"gray_fraction": fo.FloatField, "gray_a_fraction": fo.FloatField, "gray_b_fraction": fo.FloatField,
-          "decode_error": fo.StringField, "source_split": fo.StringField, "source_index": fo.IntField}
+          "decode_error": fo.StringField, "source_split": fo.StringField, "source_index": fo.IntField,
+          "file_size": fo.IntField, "file_mtime_ns": fo.IntField}
 # Colour photos that ship inside installed packages: the offline default (`data=sample`).
 SAMPLE_PHOTOS = {
     "skimage.data": ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg",
@@ -59,14 +73,20 @@ def image_paths(directory: str) -> list[str]:
 
 
 # -- sources: one loader per source split -----------------------------------------------------------------
-def _list_loader(list_paths: Callable[[], list[str]]) -> Loader:
-    cached = []
+class ListSource:
+    """A Loader over a listing that is cheap to read whole (a folder, a COCO json, the sample photos): the
+    catalogue follows it, importing new photos and removing those no longer listed."""
 
-    def load(n):
-        if not cached:
-            cached.append(list_paths())
-        return cached[0][:n]
-    return load
+    def __init__(self, list_paths: Callable[[], list[str]]):
+        self.list_paths, self.listing = list_paths, None
+
+    def paths(self) -> list[str]:
+        if self.listing is None:
+            self.listing = [os.path.abspath(p) for p in self.list_paths()]
+        return self.listing
+
+    def __call__(self, n: int | None) -> list[str]:
+        return self.paths()[:n]
 
 
 def _coco_dir_paths(directory: str, split: str) -> list[str]:
@@ -103,31 +123,34 @@ def source_loaders(source: str, directory: str | None, coco_splits) -> dict[str,
     if source == "coco_dir":
         if not os.path.isdir(directory or ""):
             raise FileNotFoundError(f"data.dir={directory!r} is not a COCO-format folder")
-        return {split: _list_loader(lambda split=split: _coco_dir_paths(directory, split)) for split in coco_splits}
+        return {split: ListSource(lambda split=split: _coco_dir_paths(directory, split)) for split in coco_splits}
     if source == "sample":
-        return {"all": _list_loader(sample_photo_paths)}
+        return {"all": ListSource(sample_photo_paths)}
     if source != "images":
         raise ValueError(f"data.source={source!r}: expected sample, images, coco_dir or coco")
     paths = image_paths(directory)
     if not paths:
         raise FileNotFoundError(f"data.dir={directory!r} holds no photos ({', '.join(IMAGE_EXTENSIONS)})")
-    return {"all": _list_loader(lambda: paths)}
+    return {"all": ListSource(lambda: paths)}
 
 
 # -- measuring ------------------------------------------------------------------------------------------------
 def _measure_paths(paths: list[str], threshold: float, max_pixels: int, num_workers: int = 0,
                    bar: tqdm | None = None) -> list[dict]:
-    """Each photo's gray measures, or its decode error: {"gray_fraction", ..., "decode_error"}."""
+    """Each photo's gray measures, or its decode error, and the file's size and modification time before it was
+    read: {"gray_fraction", ..., "decode_error", "file_size", "file_mtime_ns"}."""
+    stats = [dict(zip(FILE_STAT, file_stat(p) or (None, None))) for p in paths]
     out = [None] * len(paths)
     loader = torch.utils.data.DataLoader(ImageFiles(paths, MEASURE_SIZE, "crop", max_pixels), batch_size=32,
                                          num_workers=num_workers, collate_fn=list)
     with tqdm(total=len(paths), desc="gray measures", unit="photo", disable=not paths or bar is not None) as own:
         for items in loader:
             for item in items:
+                i = item["index"]
                 if "error" in item:
-                    out[item["index"]] = {**dict.fromkeys(MEASURES), "decode_error": item["error"]}
+                    out[i] = {**dict.fromkeys(MEASURES), "decode_error": item["error"], **stats[i]}
                 else:
-                    out[item["index"]] = {**gray_measures(item["rgb"], threshold), "decode_error": None}
+                    out[i] = {**gray_measures(item["rgb"], threshold), "decode_error": None, **stats[i]}
             (bar or own).update(len(items))
     return out
 
@@ -185,13 +208,62 @@ class _Catalogue:
             if len(dataset):
                 self.report(logging.INFO, f"gray measures: {note}reused {reused} (data.gray_threshold "
                                           f"{self.threshold}, data.max_pixels {self.max_pixels})")
-        ids, paths = todo.values("id"), todo.values("filepath")
-        if ids:
-            results = _measure_paths(paths, self.threshold, self.max_pixels, self.num_workers)
-            for name in (*MEASURES, "decode_error"):
-                todo.set_values(name, {i: r[name] for i, r in zip(ids, results)}, key_field="id")
+        ids = todo.values("id")
+        self.measure_again(ids, todo.values("filepath"))
         self.save_info(measures=settings)
         return len(ids)
+
+    def measure_again(self, ids: list[str], paths: list[str]):
+        """Measure these stored photos and store the results, the file's size and time last (MEASURED)."""
+        if not ids:
+            return
+        results = _measure_paths(paths, self.threshold, self.max_pixels, self.num_workers)
+        view = self.dataset.select(ids)
+        for name in MEASURED:
+            view.set_values(name, {i: r[name] for i, r in zip(ids, results)}, key_field="id")
+
+    def follow(self, loaders: dict[str, Loader]) -> dict[str, int]:
+        """Bring the stored photos in line with the files: a photo whose file is gone, or that its source no
+        longer lists, is removed; one whose size or modification time changed is measured again; new photos of a
+        listing (`ListSource`) are imported where the stored ones reach (the rest by `fill`), and every photo's
+        source_index is its place in the listing. Returns the counts, for the log."""
+        dataset = self.dataset
+        names = ["id", "filepath", "source_split", "source_index", *FILE_STAT]
+        rows = [dict(zip(names, row)) for row in zip(*(dataset.values(name) for name in names))]
+        positions = {split: {p: i for i, p in enumerate(load.paths())}
+                     for split, load in loaders.items() if isinstance(load, ListSource)}
+        gone, changed, unrecorded = [], [], []
+        for r in rows:
+            stat, listed = file_stat(r["filepath"]), positions.get(r["source_split"])
+            if stat is None or (listed is not None and r["filepath"] not in listed):
+                gone.append(r)
+            elif [r["file_size"], r["file_mtime_ns"]] == [None, None]:
+                unrecorded.append(r)  # measured by a version that did not record them
+            elif stat != [r["file_size"], r["file_mtime_ns"]]:
+                changed.append(r)
+        if gone:
+            dataset.delete_samples([r["id"] for r in gone])
+        again = changed + unrecorded
+        self.measure_again([r["id"] for r in again], [r["filepath"] for r in again])
+        gone_ids = {r["id"] for r in gone}
+        kept = [r for r in rows if r["id"] not in gone_ids]
+        known = {r["filepath"]: r["source_split"] for r in kept}
+        exhausted = set(self.info.get("exhausted", []))
+        added = 0
+        for split, position in positions.items():
+            listing = list(position)
+            reached = [position[r["filepath"]] for r in kept if r["source_split"] == split]
+            end = len(listing) if split in exhausted else max(reached, default=-1) + 1
+            new = [p for p in listing[:end] if p not in known]
+            if new:
+                results = _measure_paths(new, self.threshold, self.max_pixels, self.num_workers)
+                self._add(split, new, results, [position[p] for p in new], known)
+                added += len(new)
+            moved = {r["id"]: position[r["filepath"]] for r in kept
+                     if r["source_split"] == split and r["source_index"] != position[r["filepath"]]}
+            if moved:
+                dataset.select(list(moved)).set_values("source_index", moved, key_field="id")
+        return {"new": added, "changed": len(changed), "gone": len(gone), "unrecorded": len(unrecorded)}
 
     def fill(self, split: str, load: Loader, want: int | None, passes: Callable[[dict], bool]) -> tuple[int, int]:
         """Import photos of `split` in batches until `want` of them pass (None: all) or the split runs out.
@@ -211,7 +283,7 @@ class _Catalogue:
                 for start in range(0, len(new), self.CHUNK):  # stored a chunk at a time: a stopped run keeps them
                     chunk = new[start:start + self.CHUNK]
                     results = _measure_paths(chunk, self.threshold, self.max_pixels, self.num_workers, bar)
-                    self._add(split, chunk, results, imported, known)
+                    self._add(split, chunk, results, range(imported, imported + len(chunk)), known)
                     imported, added = imported + len(chunk), added + len(chunk)
                     passing += sum(passes(r) for r in results)
             if n is None or len(paths) < n or not new:
@@ -223,11 +295,11 @@ class _Catalogue:
                                       f"{' (all there are)' if split in exhausted else ''}")
         return added, requests
 
-    def _add(self, split: str, paths: list[str], results: list[dict], first_index: int, known: dict):
-        """New photos with their measures, numbered in the source's order; a photo already in the dataset without
-        a source split (a dataset from an older version) is adopted instead."""
-        values = {p: {"source_split": split, "source_index": first_index + i, **r}
-                  for i, (p, r) in enumerate(zip(paths, results))}
+    def _add(self, split: str, paths: list[str], results: list[dict], indices, known: dict):
+        """New photos with their measures, numbered by their place in the source's order; a photo already in the
+        dataset without a source split (a dataset from an older version) is adopted instead."""
+        values = {p: {"source_split": split, "source_index": index, **r}
+                  for p, r, index in zip(paths, results, indices)}
         adopt = [p for p in paths if p in known]
         if adopt:
             view = self.dataset.select_by("filepath", adopt)
@@ -352,13 +424,50 @@ def build_catalogue(source: str, directory: str | None = None, name: str | None 
                     num_workers: int = 0, report: Report | None = None, loaders: dict[str, Loader] | None = None):
     """The persistent FiftyOne dataset for a source, built on the first call and brought up to date after: the
     measures recomputed if `gray_threshold` or `max_pixels` changed, more photos imported if fewer than
-    `max_samples` per source split pass the filter, the split tags set to this call's selection. Each step logs
-    what it reused and what it recomputed. `loaders` replaces the source's (tests: a local stand-in for the zoo)."""
+    `max_samples` per source split pass the filter, the split tags set to this call's selection, and the stored
+    photos in line with the files (`follow`). Each step logs what it reused and what it recomputed. `loaders`
+    replaces the source's (tests: a local stand-in for the zoo). Raises ConnectionError when the database cannot
+    be reached or stops answering."""
     report = report or (lambda level, message: log.log(level, message))
     if gray_filter not in GRAY_FILTERS:
         raise ValueError(f"data.gray_filter={gray_filter!r}: expected one of {', '.join(GRAY_FILTERS)}")
     loaders = loaders or source_loaders(source, directory, list(coco_splits))
     name = name or catalogue_name(source, directory, coco_splits)
+    try:
+        # the first call that needs the database starts FiftyOne's own MongoDB when none runs: two processes
+        # starting it at once fail, so one starts it while the others wait
+        with _locked("database-start", "waiting for another process that is starting the FiftyOne database",
+                     report):
+            fo.dataset_exists(name)
+        with _locked(name, f"catalogue {name}: waiting for another run that is building it", report):
+            return _build(name, source, directory, loaders, max_samples, gray_threshold, split_fractions, seed,
+                          max_pixels, gray_filter, max_gray_fraction, num_workers, report)
+    except pymongo.errors.ConnectionFailure as error:  # killed or unreachable mid-run: pymongo's own timeout
+        where = str(error).split(",")[0].split(" (configured timeouts")[0]
+        raise ConnectionError(f"it stopped answering while catalogue {name} was built: {where}") from None
+
+
+@contextlib.contextmanager
+def _locked(name: str, waiting: str, report: Report):
+    """A lock shared by the processes on this machine that use this FiftyOne database (the lock files sit next to
+    its folder); `waiting` is logged when another process holds it."""
+    folder = os.path.abspath(fo.config.database_dir) + "-locks"
+    os.makedirs(folder, exist_ok=True)
+    lock = FileLock(os.path.join(folder, f"{name}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        report(logging.INFO, waiting)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _build(name, source, directory, loaders, max_samples, gray_threshold, split_fractions, seed, max_pixels,
+           gray_filter, max_gray_fraction, num_workers, report):
+    """build_catalogue's work, under the catalogue's lock."""
     if fo.dataset_exists(name):
         dataset = fo.load_dataset(name)
         report(logging.INFO, f"catalogue {name}: reusing {len(dataset)} photos")
@@ -368,6 +477,12 @@ def build_catalogue(source: str, directory: str | None = None, name: str | None 
         dataset.persistent = True
     catalogue = _Catalogue(dataset, gray_threshold, max_pixels, num_workers, report)
     catalogue.save_info(root=os.path.abspath(directory) if directory else None)
+    changes = catalogue.follow(loaders)
+    if any(changes.values()):
+        unrecorded = changes.pop("unrecorded")
+        older = f"; {unrecorded} measured again (their file sizes were not recorded yet)" if unrecorded else ""
+        report(logging.INFO, f"catalogue {name}: the photos changed on disk since the last run: "
+                             + ", ".join(f"{n} {what}" for what, n in changes.items()) + older)
     catalogue.refresh_measures()
     for split, load in loaders.items():
         catalogue.fill(split, load, max_samples, lambda r: _passes(r, gray_filter, max_gray_fraction))

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from colorization.checks import ConfigError
-from colorization.data.cache import CachedImages, build_cache, find_cache
+from colorization.data.cache import CachedImages, atomic_path, build_cache, cache_base, find_cache, load_counts
 from colorization.data.decode import MAX_PIXELS, ImageFiles, collate
 from colorization.data.gray import GRAY_FILTERS
 from colorization.transforms import ab_to_bins, bin_counts, prepare_batch, rgb_to_lab
@@ -93,7 +93,7 @@ class ColorizationDataModule(L.LightningDataModule):
                                      f"{selection.gray} near-gray filtered out (data.gray_filter={h.gray_filter}, "
                                      f"max_gray_fraction={h.max_gray_fraction}){over}; {splits}")
         os.makedirs(h.cache_dir, exist_ok=True)
-        with open(self._files_json, "w") as f:
+        with atomic_path(self._files_json) as tmp, open(tmp, "w") as f:
             json.dump({"dataset": dataset.name, "files": files, "decode_errors": errors}, f)
         self.files = files
         return files
@@ -170,10 +170,13 @@ class ColorizationDataModule(L.LightningDataModule):
         h = self.hparams
         with open(self._files_json) as f:
             train = json.load(f)["files"]["train"]
-        key = json.dumps([train, h.image_size, h.resize, h.n_bins, list(h.ab_range)])
+        # keyed like the resize cache, by the photos' sizes and modification times too: a replaced photo recounts
+        key = json.dumps([cache_base(h.cache_dir, train, h.image_size, h.resize, h.max_pixels), h.n_bins,
+                          list(h.ab_range)])
         path = os.path.join(h.cache_dir, f"bin-counts-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt")
-        if os.path.exists(path):
-            return torch.load(path, weights_only=True)
+        counts = load_counts(path, (2, h.n_bins))
+        if counts is not None:
+            return counts
         counts = torch.zeros(2, h.n_bins, dtype=torch.float64)
         loader = DataLoader(self._dataset(train), batch_size=h.batch_size, num_workers=h.num_workers,
                             collate_fn=collate)
@@ -181,5 +184,6 @@ class ColorizationDataModule(L.LightningDataModule):
             if len(batch["rgb"]):
                 ab = rgb_to_lab(batch["rgb"])[:, 1:]
                 counts += bin_counts(ab_to_bins(ab, h.n_bins, *h.ab_range), h.n_bins)
-        torch.save(counts, path)
+        with atomic_path(path) as tmp:
+            torch.save(counts, tmp)
         return counts
