@@ -88,6 +88,17 @@ def test_a_truncated_resize_cache_is_rebuilt(folder, tmp_path, caplog):
     assert_rows_are_the_photos(dm)
 
 
+def test_a_killed_cache_build_leaves_nothing_once_the_cache_is_built_again(folder, tmp_path):
+    """Issue 16 row 13: SIGKILL mid-build leaves the half-written rows under a temporary name; the next build of
+    that cache removes it."""
+    datamodule(folder, tmp_path)
+    npy = train_cache(tmp_path)
+    leftover = f"{npy}.999999999.tmp"
+    os.replace(npy, leftover)  # as a build killed before its rename leaves it
+    datamodule(folder, tmp_path)
+    assert os.path.exists(npy) and not list(tmp_path.glob("*.tmp"))
+
+
 def test_a_resize_cache_overwritten_in_the_middle_is_rebuilt(folder, tmp_path, caplog):
     datamodule(folder, tmp_path)
     npy = train_cache(tmp_path)

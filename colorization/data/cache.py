@@ -14,6 +14,7 @@ two runs at once build it once.
 """
 
 import contextlib
+import glob
 import hashlib
 import json
 import logging
@@ -122,6 +123,9 @@ def build_cache(cache_dir: str, paths: list[str], size: int, resize: str, max_pi
     with FileLock(base + ".lock"):  # a second run waits, then reuses what the first built
         if _usable(base, "rebuilding it"):
             return base
+        for leftover in glob.glob(glob.escape(base) + ".*.tmp"):  # a killed build's: its writer held this lock
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
         _write_cache(base, paths, size, resize, max_pixels, num_workers, desc)
     return base
 
