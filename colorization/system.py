@@ -40,7 +40,7 @@ class ColorizationSystem(L.LightningModule):
         if input_encoding not in INPUTS:
             raise ValueError(f"input={input_encoding!r}: expected one of {', '.join(INPUTS)}")
         self.net = build_backbone(**net, in_channels=INPUTS[input_encoding], n_bins=n_bins)
-        if channels_last:  # NHWC: BatchNorm and convolutions run 2x faster on GPUs (BENCHMARKS.md)
+        if channels_last:  # NHWC: the layout cuDNN's and oneDNN's fastest convolutions use (BENCHMARKS.md)
             self.net = self.net.to(memory_format=torch.channels_last)
         self.register_buffer("class_weights", torch.ones(2, n_bins))
         self.metrics = torch.nn.ModuleDict(

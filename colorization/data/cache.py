@@ -1,7 +1,7 @@
 """The resize cache: every photo of a split decoded and resized once (in `prepare_data`), then read as rows.
 
-Decoding a 640x480 JPEG and resizing it costs about 4 ms on one core; reading its 256 px row back costs about
-0.2 ms, so the workers stop being the bottleneck (experiments/bench.py measures both, BENCHMARKS.md).
+Reading a row back costs a small fraction of decoding and resizing a JPEG, so the workers stop being the
+bottleneck (`make bench` measures both: BENCHMARKS.md).
 One `resized-<key>.npy` of shape (N, 3, S, S) per file list, keyed by the paths with their sizes and
 modification times, the image size, the resize policy and the pixel limit: a changed photo or setting is a
 new key, never a stale row. Rows that failed to decode keep their message in `resized-<key>.json`, so

@@ -29,8 +29,8 @@ _LINEAR_LUT = _srgb_to_linear(torch.arange(256, dtype=torch.float64) / 255.0).fl
 
 
 def _linear(rgb: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """sRGB -> linear RGB. uint8 through a 256-entry table: OpenCV's LUT on the CPU (30x faster than
-    torch indexing, which is itself faster than the pow it replaces)."""
+    """sRGB -> linear RGB. uint8 through a 256-entry table (OpenCV's LUT on the CPU, where torch indexing is
+    slow): 256 pows instead of one per pixel."""
     if rgb.dtype != torch.uint8:
         return _srgb_to_linear(rgb.to(dtype))
     if rgb.device.type == "cpu":
@@ -42,8 +42,9 @@ def _linear(rgb: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def rgb_to_lab(rgb: torch.Tensor, impl: str = "fast") -> torch.Tensor:
     """(*, 3, H, W) RGB, uint8 or float in [0, 1] -> (*, 3, H, W) float LAB.
 
-    impl="fast" (default) equals Kornia's rgb_to_lab within 1e-3 (tests/test_perf_equivalence.py) at about
-    a fifth of its time on the CPU (experiments/bench.py); impl="kornia" calls Kornia itself.
+    impl="fast" (default) equals Kornia's rgb_to_lab within 1e-3 (tests/test_perf_equivalence.py) in less time
+    on the CPU (BENCHMARKS.md): a table for the sRGB curve, two matrix products, few passes over memory;
+    impl="kornia" calls Kornia itself.
     """
     if impl == "kornia" or rgb.requires_grad:  # the fast path works in place, which autograd cannot follow
         return kornia.color.rgb_to_lab(rgb.float() / 255.0 if rgb.dtype == torch.uint8 else rgb)
@@ -55,7 +56,7 @@ def rgb_to_lab(rgb: torch.Tensor, impl: str = "fast") -> torch.Tensor:
         raise ValueError(f"rgb_to_lab: expected (*, 3, H, W), got {tuple(rgb.shape)}")
     xyz = torch.matmul(_RGB_TO_XYZN.to(rgb.device, dtype), _linear(rgb, dtype).reshape(-1, 3, h * w))
     above = xyz > _EPSILON
-    f = xyz.clamp_min(_EPSILON).log_().mul_(1.0 / 3.0).exp_()  # cube root: exp(log / 3) is 3x faster than pow
+    f = xyz.clamp_min(_EPSILON).log_().mul_(1.0 / 3.0).exp_()  # cube root: exp(log / 3), cheaper than pow
     f = torch.where(above, f, xyz.mul_(7.787).add_(4.0 / 29.0), out=f)
     lab = torch.matmul(_F_TO_LAB.to(rgb.device, dtype), f).add_(_L_OFFSET.to(rgb.device, dtype))
     return lab.view(*lead, 3, h, w).to(rgb.dtype if rgb.is_floating_point() else torch.float32)
