@@ -20,7 +20,7 @@ from colorization.data.decode import MAX_PIXELS, load_rgb
 from colorization.hint_file import Hint, check_inside, to_hex
 from colorization.models import SIZE_MULTIPLE, build_backbone, check_image_size, fold_batchnorm
 from colorization.transforms import bins_to_ab, decode_logits, make_input, merge_l_ab, rgb_to_lab
-from colorization.transforms.color import INPUTS
+from colorization.transforms.color import INPUTS, absolute_logits
 from colorization.weights import REFERENCE
 
 DEFAULT_SIZE = 256  # the network's input size when the checkpoint does not say what it was trained at
@@ -36,10 +36,12 @@ class InferenceModel:
 
     def __init__(self, net: torch.nn.Module, n_bins: int = 32, ab_range=(-128.0, 128.0),
                  input_encoding: str = "paper", decode: str = "annealed_mean", temperature: float = 0.38,
-                 channels_last: bool = True, image_size: int | None = None, bf16: bool = True):
+                 channels_last: bool = True, image_size: int | None = None, bf16: bool = True,
+                 output: str = "absolute"):
         self.net = fold_batchnorm(net.eval())
         self.n_bins, self.ab_range, self.input_encoding = n_bins, tuple(ab_range), input_encoding
         self.decode, self.temperature, self.channels_last = decode, temperature, channels_last
+        self.output = output  # absolute, or residual: corrections to the fill (`absolute_logits`)
         self.image_size = image_size  # what it was trained at, where the checkpoint says
         self.bf16 = bf16  # bfloat16 where the device computes it natively (ab within about 0.5 LAB units)
 
@@ -51,7 +53,7 @@ class InferenceModel:
         net = build_backbone(**h["net"], in_channels=INPUTS[encoding], n_bins=h.get("n_bins", 32))
         weights = {k[len("net."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
         load_weights(net, weights, checkpoint)
-        keys = ("n_bins", "ab_range", "decode", "temperature", "channels_last")
+        keys = ("n_bins", "ab_range", "decode", "temperature", "channels_last", "output")
         return cls(net, input_encoding=encoding, image_size=trained_image_size(checkpoint),
                    **{k: h[k] for k in keys if k in h})
 
@@ -71,7 +73,7 @@ class InferenceModel:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", torch.bfloat16, enabled=self.bf16 and bf16_native(x.device)):
-            logits = self.net(x).float()
+            logits = absolute_logits(self.net(x).float(), x, self.output, *self.ab_range)
         return decode_logits(logits, self.decode, self.temperature, *self.ab_range), logits
 
 

@@ -14,7 +14,7 @@ from colorization.inference import InferenceModel
 from colorization.models import build_backbone
 from colorization.transforms import class_weights, colourfulness, decode_logits, make_input, merge_l_ab
 from colorization.transforms.bins import bin_accuracy, mean_ab
-from colorization.transforms.color import AB_SCALE, INPUTS
+from colorization.transforms.color import AB_SCALE, INPUTS, OUTPUTS, absolute_logits
 from colorization.transforms.prepare import Batch
 from colorization.weights import REFERENCE
 
@@ -32,13 +32,16 @@ class ColorizationSystem(L.LightningModule):
     def __init__(self, net: dict, n_bins: int = 32, ab_range=(-128.0, 128.0), lambda_patch: float = 1.0,
                  uniform_mix: float = 0.0, regression: float = 0.0, decode: str = "annealed_mean",
                  temperature: float = 0.38, channels_last: bool = True, on_nonfinite: str = "stop",
-                 input_encoding: str = "paper", optimizer=None, scheduler=None):
+                 input_encoding: str = "paper", output: str = "absolute", optimizer=None, scheduler=None):
         super().__init__()
         # Plain containers only, so checkpoints load with torch.load(weights_only=True).
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         if input_encoding not in INPUTS:
             raise ValueError(f"input={input_encoding!r}: expected one of {', '.join(INPUTS)}")
+        if output not in OUTPUTS or (output == "residual" and input_encoding != "fill"):
+            raise ValueError(f"output={output!r}: expected absolute, or residual with input=fill (the network "
+                             "corrects the fill it is given)")
         self.net = build_backbone(**net, in_channels=INPUTS[input_encoding], n_bins=n_bins)
         if channels_last:  # NHWC: the layout cuDNN's and oneDNN's fastest convolutions use (BENCHMARKS.md)
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -55,7 +58,7 @@ class ColorizationSystem(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+        return absolute_logits(self.net(x), x, self.hparams.output, *self.hparams.ab_range)
 
     def encode(self, L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The network's input from lightness and hints, in this system's encoding (`input=`)."""
@@ -74,7 +77,7 @@ class ColorizationSystem(L.LightningModule):
         """A copy of this system's network as `colorize`, the app and evaluate.py run it (`InferenceModel.predict`)."""
         h = self.hparams
         return InferenceModel(copy.deepcopy(self.net), h.n_bins, h.ab_range, h.input_encoding, h.decode,
-                              h.temperature, h.channels_last)
+                              h.temperature, h.channels_last, output=h.output)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
              ab: torch.Tensor | None = None) -> torch.Tensor:

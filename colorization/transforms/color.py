@@ -7,6 +7,7 @@ import cv2
 import kornia.color
 import torch
 
+from colorization.transforms.bins import shift_distribution
 from colorization.transforms.hints import propagate_hints
 
 L_SCALE = 50.0  # L / 50 - 1 -> [-1, 1]
@@ -73,6 +74,7 @@ def merge_l_ab(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
 
 
 INPUTS = {"paper": 4, "fill": 6}  # input encoding -> the network's input channels
+OUTPUTS = ("absolute", "residual")  # what the network's logits are over: ab, or the correction to the fill
 
 
 def make_input(L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor, encoding: str = "paper") -> torch.Tensor:
@@ -88,6 +90,18 @@ def make_input(L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor, encod
     elif encoding != "paper":
         raise ValueError(f"input={encoding!r}: expected one of {', '.join(INPUTS)}")
     return torch.cat(channels, dim=1)
+
+
+def absolute_logits(logits: torch.Tensor, x: torch.Tensor, output: str, low: float = -128.0,
+                    high: float = 128.0) -> torch.Tensor:
+    """The network's logits over ab. output=residual: the network predicts the correction to the fill in its
+    input `x` (`make_input`'s input=fill), so its distribution is moved by the fill (`shift_distribution`): a
+    network that predicts "no correction" scores what the fill scores, and without hints (fill 0) nothing moves."""
+    if output == "absolute":
+        return logits
+    if output != "residual":
+        raise ValueError(f"output={output!r}: expected one of {', '.join(OUTPUTS)}")
+    return shift_distribution(logits, x[:, 4:6].float() * AB_SCALE, low, high)  # channels 4, 5: the fill
 
 
 def colourfulness(rgb: torch.Tensor) -> torch.Tensor:

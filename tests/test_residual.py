@@ -1,0 +1,43 @@
+"""output=residual: the network predicts the correction to the fill of the hints, not the colour itself."""
+
+import pytest
+import torch
+
+from colorization.evaluation import fill_hints
+from colorization.system import ColorizationSystem
+from colorization.transforms import PointHints, decode_logits, prepare_batch
+from colorization.transforms.bins import bin_centers, shift_distribution
+
+
+def test_shift_moves_the_mean_by_the_shift_and_keeps_the_mass():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 2, 32, 4, 4, generator=generator) - 20.0
+    logits[:, :, 12:20] += 20.0  # mass in the middle, so that shifts of up to 30 stay inside the range
+    shift = (torch.rand(2, 2, 4, 4, generator=generator) - 0.5) * 60.0
+    moved = shift_distribution(logits, shift)
+    assert torch.allclose(moved.exp().sum(dim=2), torch.ones(2, 2, 4, 4), atol=1e-5)
+    before, after = (decode_logits(x, "expectation") for x in (logits, moved))
+    assert torch.allclose(after, before + shift, atol=1e-3)
+    assert torch.allclose(shift_distribution(logits, torch.zeros_like(shift)).exp(), logits.softmax(dim=2), atol=1e-6)
+    edge = shift_distribution(logits, torch.full_like(shift, 500.0)).exp()  # far beyond the range: all in the end
+    assert torch.allclose(edge[:, :, -1], torch.ones(2, 2, 4, 4), atol=1e-5)
+
+
+def test_a_residual_system_that_predicts_no_correction_gives_the_fill():
+    system = ColorizationSystem({"name": "unet", "widths": [8, 16, 32, 64]}, input_encoding="fill",
+                                output="residual", decode="expectation").eval()
+    centres = bin_centers(32)
+    no_correction = torch.where(centres.abs() < 5, 0.0, -30.0).view(1, 1, 32, 1, 1)  # bins at -4 and +4: mean 0
+    system.net.forward = lambda x: no_correction.expand(x.shape[0], 2, 32, *x.shape[-2:])
+    rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    batch = prepare_batch(rgb, PointHints(n_points=5, min_size=3, max_size=3), 32,
+                          seeds=torch.tensor([0, 1]))
+    fill = fill_hints(batch["L"], batch["hint_ab"], batch["mask"])
+    ab, _ = system.inference_model().predict(batch["L"], batch["hint_ab"], batch["mask"])
+    assert fill.abs().amax() > 5  # hints there, or the check proves little
+    assert torch.allclose(ab, fill, atol=0.05)
+
+
+def test_residual_needs_the_fill_input():
+    with pytest.raises(ValueError, match="residual with input=fill"):
+        ColorizationSystem({"name": "unet", "widths": [8, 16, 32, 64]}, input_encoding="paper", output="residual")
