@@ -9,8 +9,8 @@ import hydra
 import pytest
 from omegaconf import OmegaConf
 
-from experiments.collect_results import main as collect_main
-from experiments.collect_results import read_csv_log, read_wandb_log, wandb_records
+from colorization.results import main as collect_main
+from colorization.results import read_csv_log, read_wandb_log, wandb_records
 from tests.conftest import FAST, ROOT, compose_train
 
 ONE_BATCH = ["trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "test=false"]
