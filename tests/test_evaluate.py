@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +27,8 @@ from colorization.evaluation import (
 )
 from colorization.system import ColorizationSystem
 from colorization.transforms import rgb_to_lab
-from tests.conftest import ROOT
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PHOTOS = sample_photo_paths()[:3]
 

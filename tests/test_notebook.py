@@ -1,9 +1,11 @@
 """notebooks/predictions.ipynb executes top to bottom (nbclient) against a tiny checkpoint, so it never rots."""
 
+from pathlib import Path
+
 import nbformat
 from nbclient import NotebookClient
 
-from tests.conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_predictions_notebook_executes(tiny_checkpoint, monkeypatch):

@@ -10,7 +10,6 @@ from colorization.cli.colorize import main as colorize
 from colorization.data import ColorizationDataModule
 from colorization.data.catalogue import sample_photo_paths
 from colorization.system import CheckpointError, load_system
-from tests.conftest import compose_train
 from train import train
 
 
@@ -66,10 +65,10 @@ def test_colorize_without_ckpt_uses_the_reference_model(tmp_path):
     assert out.stat().st_size > 1000
 
 
-def test_quickstart_fine_tunes_the_reference_into_a_model_that_beats_gray_and_follows_hints(tmp_path):
+def test_quickstart_fine_tunes_the_reference_into_a_model_that_beats_gray_and_follows_hints(tmp_path, cfg_train):
     """`make train` (experiment=quickstart, here 2 of its 10 epochs): its checkpoint, on the held-out photo."""
-    cfg = compose_train(tmp_path, "experiment=quickstart", "model.widths=[32,64,128,256]", "data.image_size=128",
-                        "trainer.max_epochs=2", "test=false")
+    cfg = cfg_train("experiment=quickstart", "model.widths=[32,64,128,256]", "data.image_size=128",
+                    "trainer.max_epochs=2", "test=false")
     result = train(cfg)
     system = load_system(result["best_checkpoint"]).for_inference()
     assert system.hparams.input_encoding == "fill"

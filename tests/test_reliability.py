@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,13 +12,14 @@ from omegaconf import OmegaConf
 
 from colorization.checks import ConfigError, check_group_choices, check_train_config
 from colorization.system import CheckpointError, ColorizationSystem, NonFiniteLossError, load_system
-from tests.conftest import FAST, ROOT, compose_train
 from train import train
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_train(*overrides, env=None, timeout=300):
-    return subprocess.run([sys.executable, "train.py", *FAST, *overrides], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run([sys.executable, "train.py", "debug=fast", *overrides], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -29,9 +31,9 @@ def run_train(*overrides, env=None, timeout=300):
     (["loss.lambda_patch=-1"], "loss.lambda_patch=-1"),
     (["decode=median"], "decode=median"),
 ])
-def test_config_errors_name_the_option(tmp_path, overrides, message):
+def test_config_errors_name_the_option(tmp_path, overrides, message, cfg_train):
     with pytest.raises(ConfigError, match=message):
-        check_train_config(compose_train(tmp_path, *overrides))
+        check_train_config(cfg_train(*overrides))
 
 
 def test_unknown_group_option_lists_the_choices():
@@ -69,10 +71,10 @@ def nan_after_first_step(monkeypatch):
     monkeypatch.setattr(ColorizationSystem, "loss", loss)
 
 
-def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch):
+def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch, cfg_train):
     nan_after_first_step(monkeypatch)
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss \(nan\) at step 1 \(epoch 0, batch 1\)"):
-        train(compose_train(tmp_path, "test=false"))
+        train(cfg_train("test=false"))
 
 
 def adam_updates(checkpoint: dict) -> int:
@@ -80,9 +82,9 @@ def adam_updates(checkpoint: dict) -> int:
     return int(checkpoint["optimizer_states"][0]["state"][0]["step"])
 
 
-def test_nonfinite_loss_skip_mode_skips_that_batch_only(tmp_path, monkeypatch):
+def test_nonfinite_loss_skip_mode_skips_that_batch_only(tmp_path, monkeypatch, cfg_train):
     nan_after_first_step(monkeypatch)
-    train(compose_train(tmp_path, "test=false", "loss.on_nonfinite=skip", "trainer.max_epochs=2"))
+    train(cfg_train("test=false", "loss.on_nonfinite=skip", "trainer.max_epochs=2"))
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert all(torch.isfinite(w).all() for w in checkpoint["state_dict"].values() if w.is_floating_point())
     assert adam_updates(checkpoint) == checkpoint["global_step"] - 1 > 0
@@ -99,10 +101,10 @@ def across_step(out_dir, rank: int = 0) -> dict:
     return json.loads((out_dir / f"rank{rank}.json").read_text())
 
 
-def test_skipped_batch_leaves_every_parameter_and_buffer_as_it_was(tmp_path):
+def test_skipped_batch_leaves_every_parameter_and_buffer_as_it_was(tmp_path, cfg_train):
     """The forward pass of a NaN batch writes NaN into BatchNorm's running statistics before the loss is seen:
     skipping the optimiser step alone left every later validation, checkpoint and colorization NaN."""
-    train(compose_train(tmp_path, "test=false", "loss.on_nonfinite=skip", *nan_input_at_step(1, 0, tmp_path / "s")))
+    train(cfg_train("test=false", "loss.on_nonfinite=skip", *nan_input_at_step(1, 0, tmp_path / "s")))
     step = across_step(tmp_path / "s")
     assert step["tensors"] > 50 and step["changed"] == [] and step["nonfinite"] == [], step
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)

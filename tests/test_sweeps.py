@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import hydra
 import pytest
@@ -11,14 +12,15 @@ from omegaconf import OmegaConf
 
 from colorization.results import main as collect_main
 from colorization.results import read_csv_log, read_wandb_log, wandb_records
-from tests.conftest import FAST, ROOT, compose_train
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ONE_BATCH = ["trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "test=false"]
 
 
 def multirun(sweep_dir, *overrides, env=None, timeout=300) -> str:
     """Runs a sweep into sweep_dir; its stdout and stderr, after checking it succeeded."""
-    command = [sys.executable, "train.py", "-m", *FAST, *overrides, f"hydra.sweep.dir={sweep_dir}"]
+    command = [sys.executable, "train.py", "-m", "debug=fast", *overrides, f"hydra.sweep.dir={sweep_dir}"]
     done = subprocess.run(command, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True,
                           timeout=timeout)
     output = done.stdout + done.stderr
@@ -132,9 +134,9 @@ def test_results_table_refuses_a_dir_without_runs(tmp_path, capsys, make):
     assert len(message.splitlines()) == 1 and str(make(tmp_path)) in message
 
 
-def test_wandb_logger_composes_without_hydra_runtime(tmp_path):
+def test_wandb_logger_composes_without_hydra_runtime(tmp_path, cfg_train):
     """Composed as the tests do (no multirun, no Hydra runtime): a plain run in the task's group."""
-    cfg = compose_train(tmp_path, "logger=wandb")
+    cfg = cfg_train("logger=wandb")
     assert (cfg.logger.wandb.name, cfg.logger.wandb.group, list(cfg.logger.wandb.tags)) == (None, "train", [])
     logger = hydra.utils.instantiate(cfg.logger.wandb, _convert_="all")
     assert logger.save_dir == str(tmp_path)
