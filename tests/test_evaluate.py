@@ -115,6 +115,7 @@ def _run(*args):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_evaluate_py_on_cbsd68_writes_every_file_and_the_fiftyone_dataset(shared_data, tiny_checkpoint, tmp_path):
     out = tmp_path / "eval"
     result = _run(f"ckpt_path={tiny_checkpoint}", "data=images", f"data.dir={shared_data / 'cbsd68'}",
@@ -158,6 +159,7 @@ def test_evaluate_py_on_cbsd68_writes_every_file_and_the_fiftyone_dataset(shared
     assert os.path.isfile(worst.filepath) and worst.photo.startswith(str(shared_data))
 
 
+@pytest.mark.slow
 def test_evaluate_py_bad_checkpoint_exits_2_naming_it(tmp_path):
     bad = tmp_path / "notes.ckpt"
     bad.write_text("not a checkpoint")

@@ -3,11 +3,13 @@
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_predictions_notebook_executes(tiny_checkpoint, monkeypatch):
     monkeypatch.setenv("COLORIZATION_CKPT", tiny_checkpoint)  # the kernel inherits this process's environment
     notebook = nbformat.read(ROOT / "notebooks" / "predictions.ipynb", as_version=4)

@@ -41,6 +41,7 @@ def sample_report():
     return evaluation.summarise(rows)
 
 
+@pytest.mark.slow
 def test_reference_beats_gray_with_hints_and_follows_hints(sample_report):
     model, gray = sample_report["model"], sample_report["gray"]
     assert model["points_100"]["psnr"] > gray["points_100"]["psnr"] + 1.0
@@ -65,6 +66,7 @@ def test_colorize_without_ckpt_uses_the_reference_model(tmp_path):
     assert out.stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_quickstart_fine_tunes_the_reference_into_a_model_that_beats_gray_and_follows_hints(tmp_path, cfg_train):
     """`make train` (experiment=quickstart, here 2 of its 10 epochs): its checkpoint, on the held-out photo."""
     cfg = cfg_train("experiment=quickstart", "model.widths=[32,64,128,256]", "data.image_size=128",

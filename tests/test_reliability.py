@@ -47,12 +47,14 @@ def test_unknown_group_option_lists_the_choices():
     (["data=images"], "error: data.dir is required with data=images"),
     (["ckpt_path=/no/such.ckpt"], "error: ckpt_path=/no/such.ckpt: no such checkpoint"),
 ])
+@pytest.mark.slow
 def test_train_exits_2_with_one_line(tmp_path, overrides, message):
     result = run_train(*overrides, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1].startswith(message)
 
 
+@pytest.mark.slow
 def test_unreachable_fiftyone_database_says_which_variable_to_set(tmp_path):
     uri = "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300&connectTimeoutMS=300"
     result = run_train(f"hydra.run.dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache",
@@ -117,6 +119,7 @@ DDP_NAN_ON_RANK_1 = [*DDP, "+callbacks.fault._target_=tests.faults.NaNInputAtSte
                      "+callbacks.fault.rank=1"]
 
 
+@pytest.mark.slow
 def test_nonfinite_loss_on_one_ddp_rank_stops_every_rank(tmp_path):
     result = run_train(*DDP_NAN_ON_RANK_1, f"hydra.run.dir={tmp_path}", timeout=180)
     output = result.stdout + result.stderr
@@ -126,6 +129,7 @@ def test_nonfinite_loss_on_one_ddp_rank_stops_every_rank(tmp_path):
 
 
 @pytest.mark.parametrize("bad_rank", [0, 1])
+@pytest.mark.slow
 def test_nonfinite_loss_on_one_ddp_rank_skip_mode_skips_it_on_every_rank(tmp_path, bad_rank):
     """Every rank skips the batch, and rank 0 (whose buffers DDP broadcasts, and whose checkpoint is saved) keeps
     every parameter and buffer as it was before it, whether the NaN batch was its own or another rank's."""
@@ -144,6 +148,7 @@ def final_weights(path):
     return torch.load(path, weights_only=True)["state_dict"]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     common = ["trainer.max_epochs=3", "test=false", "trainer.deterministic=true", "data.num_workers=0"]
     steady = run_train(*common, f"hydra.run.dir={tmp_path / 'steady'}")
@@ -161,6 +166,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:3]
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
     result = run_train("trainer.max_epochs=3", "test=false", f"hydra.run.dir={tmp_path}",
                        "+callbacks.fault._target_=tests.faults.SignalAtStep", "+callbacks.fault.step=3",
@@ -171,6 +177,7 @@ def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
     assert checkpoint["global_step"] == 4  # the batch in flight finished, then it stopped
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_ddp_rank_saves_once_stops_every_rank_and_resumes(tmp_path):
     """Lightning's own handler broadcasts from inside the signal handler: under DDP that crashed every process
     without a checkpoint. Here rank 1 alone is signalled; both ranks stop after the same batch."""

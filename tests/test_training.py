@@ -85,6 +85,7 @@ def test_resume_from_last_checkpoint_continues_the_step_count(tmp_path, cfg_trai
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2 * steps_per_epoch
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_runs_and_logs_once(tmp_path, cfg_train):
     cfg = cfg_train("trainer.strategy=ddp_spawn", "trainer.devices=2", "trainer.max_epochs=1", "test=false")
     train(cfg)
@@ -95,6 +96,7 @@ def test_ddp_on_two_cpu_processes_runs_and_logs_once(tmp_path, cfg_train):
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
 
 
+@pytest.mark.slow
 def test_overfitting_one_batch_reaches_high_accuracy(tmp_path):
     """The real batch, input encoding, network and rebalanced loss can fit one batch: the pipeline learns."""
     dm = ColorizationDataModule(source="sample", image_size=32, batch_size=2, num_workers=0, hints=PaperHints(),
@@ -162,6 +164,7 @@ def test_per_step_train_metrics_reach_the_csv_log(tmp_path, cfg_train):
         assert per_epoch == pytest.approx([sum(per_step[:2]) / 2, sum(per_step[2:]) / 2], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_train_py_returns_the_best_val_acc_not_the_last(tmp_path, cfg_train):
     """What Optuna maximises is the score of the model train.py keeps (the best on val/acc), not the last
     epoch's val/acc. Here the last epoch validates worse than the first."""
