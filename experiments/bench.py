@@ -100,6 +100,8 @@ def main(argv=None):
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes to compile on CPU)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script runs, figures meaningless")
     args = parser.parse_args(argv)
+    if args.section in STANDALONE:  # options before it: `--threads 2 gpu`
+        parser.error(f"{args.section} comes first and takes its own options: {parser.prog} {args.section} --help")
     wanted = [args.section] if args.section else SECTIONS
     size = 64 if args.quick else 256
     torch.set_num_threads(args.threads)
