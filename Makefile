@@ -9,10 +9,10 @@ CONSTRAINTS := $(if $(HAS_GPU),,-c constraints-cpu.txt)
 TORCH := $(if $(HAS_GPU),torch,torch==2.13.0+cpu)
 export FIFTYONE_DO_NOT_TRACK ?= true
 
-.PHONY: help setup train test lint bench clean
+.PHONY: help setup train test test-fast lint bench clean
 
 help: ## this list
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml constraints-cpu.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,14 +28,17 @@ setup: $(VENV)/.installed ## create .venv and install everything (idempotent)
 train: setup ## the quick start: train on the embedded photos on CPU, print the best checkpoint
 	$(PY) train.py experiment=quickstart
 
-test: setup ## run the test suite
+test: setup ## run the test suite (all of it: what CI runs)
 	$(PY) -m pytest -q
+
+test-fast: setup ## the tests not marked slow (no DDP, sweeps, browser or notebook)
+	$(PY) -m pytest -q -m "not slow"
 
 lint: setup ## ruff
 	$(VENV)/bin/ruff check colorization tests experiments train.py
 
 bench: setup ## benchmarks -> BENCHMARKS.md
-	$(PY) experiments/bench.py
+	$(PY) -m experiments.bench
 
 clean: ## remove outputs and caches (not .venv)
 	rm -rf outputs multirun .pytest_cache .ruff_cache

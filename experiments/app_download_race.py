@@ -4,7 +4,7 @@ Starts the app on 127.0.0.1, uploads one photo, then 3 threads download its canv
 loop while `--uploads` more uploads of the same photo produce byte-identical images. Prints the downloads
 and how many were truncated or cut off; exit code 1 if any were. (Before the app wrote its images itself,
 Gradio re-wrote identical outputs in place and some downloads arrived truncated.)
-Usage: python experiments/app_download_race.py [--uploads 20]
+Usage: python -m experiments.app_download_race [--uploads 20]
 """
 
 import argparse
@@ -35,7 +35,8 @@ def download_until(stop: threading.Event, urls: list[str], counts: dict, bad: li
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.app_download_race",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--uploads", type=int, default=20, help="identical uploads while downloading")
     args = parser.parse_args(argv)
     from gradio_client import Client, handle_file  # slow to import

@@ -1,11 +1,18 @@
-"""`make bench`: the data path, device transforms, training step, inference and memory, each against a plain
-baseline measured side by side in the same run, written to BENCHMARKS.md with a description of the machine.
+"""The benchmarks: the data path, device transforms, training step, inference and memory, each against a plain
+baseline measured side by side in the same run (all of them: `make bench`, written to BENCHMARKS.md with a
+description of the machine); and two stand-alone ones, GPU training and the colorize command.
 
-Usage: python experiments/bench.py [--threads 1] [--out BENCHMARKS.md] [--dir ../shared/data/coco-mini] [--compile]
+    python -m experiments.bench [--threads 1] [--out BENCHMARKS.md] [--dir ../shared/data/coco-mini] [--compile]
+    python -m experiments.bench SECTION [same options]   one of data, transforms, training, inference, memory:
+                                                         its figures as JSON on stdout, BENCHMARKS.md untouched
+    python -m experiments.bench gpu --dir PHOTOS [...]   GPU training throughput (bench_gpu.py)
+    python -m experiments.bench colorize [...]           colorize's own timing (bench_colorize.py)
+
 Every figure is a ratio of two measurements taken here, interleaved; nothing is asserted (tests check equality).
 """
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -15,10 +22,11 @@ import tempfile
 import time
 
 import torch
-from bench_data import DEFAULT_DIR, data_figures, data_report, photo_paths, transforms_figures
-from bench_forward import COLORIZE, bf16_error, inference_figures
-from bench_train import datamodule, training_figures
-from bench_util import interleaved, table
+
+from experiments.bench_data import DEFAULT_DIR, data_figures, data_report, photo_paths, transforms_figures
+from experiments.bench_forward import COLORIZE, bf16_error, inference_figures
+from experiments.bench_train import datamodule, training_figures
+from experiments.bench_util import interleaved, table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_NET = {"name": "resunet", "widths": [16, 32, 64, 128]}  # small enough for ~1 s steps on one core
@@ -42,9 +50,9 @@ def machine(threads: int) -> list[str]:
 def step_subprocess(name: str, batch: int, size: int, threads: int) -> dict:
     """One training step in a fresh process, so its peak resident memory is that step's alone."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "bench_train.py"), "--step", name,
+    out = subprocess.run([sys.executable, "-m", "experiments.bench_train", "--step", name,
                           "--batch", str(batch), "--size", str(size), "--threads", str(threads)],
-                         env=env, capture_output=True, text=True, check=True).stdout
+                         cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -74,14 +82,27 @@ def section(title: str, started: float) -> None:
     print(f"[{time.perf_counter() - started:6.0f} s] {title}", flush=True)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+SECTIONS = ["data", "transforms", "training", "inference", "memory"]  # `make bench`, in this order
+STANDALONE = {"gpu": "experiments.bench_gpu", "colorize": "experiments.bench_colorize"}  # their own options
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in STANDALONE:
+        return importlib.import_module(STANDALONE[argv[0]]).main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("section", nargs="?", choices=[*SECTIONS, *STANDALONE],
+                        help="run this section only (default: all of " + ", ".join(SECTIONS) + " -> --out); "
+                        f"{' and '.join(STANDALONE)} take their own options (`... gpu --help`)")
     parser.add_argument("--threads", type=int, default=1, help="threads per process (default 1: per-core figures)")
     parser.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     parser.add_argument("--dir", default=DEFAULT_DIR, help="COCO-format photos (default ../shared/data/coco-mini)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes to compile on CPU)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script runs, figures meaningless")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.section in STANDALONE:  # options before it: `--threads 2 gpu`
+        parser.error(f"{args.section} comes first and takes its own options: {parser.prog} {args.section} --help")
+    wanted = [args.section] if args.section else SECTIONS
     size = 64 if args.quick else 256
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -94,25 +115,33 @@ def main():
         # untouched, and no other process can stop the database under a running benchmark.
         os.environ.update({"FIFTYONE_DATABASE_DIR": os.path.join(cache_dir, "fiftyone-db"),
                            "FIFTYONE_DATABASE_VALIDATION": "false", "FIFTYONE_DO_NOT_TRACK": "true"})
-        if photo_dir:
+        if "data" in wanted and photo_dir:
             section("data: naive PIL, decoder, resize cache", started)
             r["data"] = data_figures(photo_paths(photo_dir, 16 if args.quick else 160), size,
                                      os.path.join(cache_dir, "data"))
-        else:
+        elif "data" in wanted:
             print(f"data: skipped, no JPEGs under {args.dir} (pass --dir)")
-        section("device transforms: Kornia LAB against the project's", started)
-        r["transforms"] = transforms_figures(size, 32)
-        section("training: Lightning against a bare loop", started)
-        dm = datamodule(photo_dir, size // 2, 8, os.path.join(cache_dir, "train"))
-        r["train"] = training_figures(dm, TRAIN_NET, steps=2 if args.quick else 24)
-        val = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
-        r["accuracy"] = accuracy_figures(r["train"]["system"], val)
-        r["bf16 error"] = bf16_error(r["train"]["system"], val)
-        section("inference: eager against channels_last / bf16 and the FLOP bound", started)
-        r["inference"] = inference_figures(size, compile_too=args.compile)
-        section("memory: one training step per backbone in a fresh process", started)
-        r["memory"] = memory_figures(args.threads, size)
+        if "transforms" in wanted:
+            section("device transforms: Kornia LAB against the project's", started)
+            r["transforms"] = transforms_figures(size, 32)
+        if "training" in wanted:
+            section("training: Lightning against a bare loop", started)
+            dm = datamodule(photo_dir, size // 2, 8, os.path.join(cache_dir, "train"))
+            r["train"] = training_figures(dm, TRAIN_NET, steps=2 if args.quick else 24)
+            val = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
+            r["accuracy"] = accuracy_figures(r["train"]["system"], val)
+            r["bf16 error"] = bf16_error(r["train"]["system"], val)
+        if "inference" in wanted:
+            section("inference: eager against channels_last / bf16 and the FLOP bound", started)
+            r["inference"] = inference_figures(size, compile_too=args.compile)
+        if "memory" in wanted:
+            section("memory: one training step per backbone in a fresh process", started)
+            r["memory"] = memory_figures(args.threads, size)
     section("done", started)
+    if args.section:
+        r.get("train", {}).pop("system", None)
+        print(json.dumps(r, indent=1))
+        return
     minutes = (time.perf_counter() - started) / 60
     text = report(r, header, photo_dir, dm, minutes)
     with open(args.out, "w") as f:
@@ -128,11 +157,11 @@ def report(r: dict, header: list[str], photo_dir, dm, minutes: float) -> str:
     best = {name: min(b["ms"].items(), key=lambda kv: kv[1]) for name, b in inf["backbones"].items()}
     fp32 = {name: min(b["ms"]["eager fp32"], b["ms"]["channels_last fp32"]) for name, b in inf["backbones"].items()}
     data_ratio = r["data"]["loader cache"] / r["data"]["naive"] if "data" in r else float("nan")
-    lines = ["# Benchmarks", "", f"Written by `make bench` (experiments/bench.py) in {minutes:.1f} min on:", "",
+    lines = ["# Benchmarks", "", f"Written by `make bench` (python -m experiments.bench) in {minutes:.1f} min on:", "",
              *header,
              f"- load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", "",
-             "CPU figures on one core; a GPU changes every ratio here (experiments/bench_gpu.py measures training "
-             "on a GPU). Each figure is the best of interleaved repeats (training: the median step).", "",
+             "CPU figures on one core; a GPU changes every ratio here (`python -m experiments.bench gpu` measures "
+             "training on a GPU). Each figure is the best of interleaved repeats (training: the median step).", "",
              "## Goals", ""]
     lines += table(["goal", "target", "measured", "met"], [
         ["1. data: images/s per worker, the project's loader / naive PIL", ">= 2x", f"{data_ratio:.1f}x",

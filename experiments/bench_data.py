@@ -1,24 +1,22 @@
 """Data path figures: decode+resize images/s per core (a naive PIL loader, the project's decoder and the resize
 cache the data module reads by default) and the device transforms' ms per batch (Kornia's LAB against the
-project's). Part of experiments/bench.py; alone: python experiments/bench_data.py [--dir PHOTOS] [--size 256]"""
+project's). The `data` and `transforms` sections of `python -m experiments.bench`."""
 
-import argparse
 import glob
 import os
-import tempfile
 import time
 from functools import partial
 from unittest import mock
 
 import numpy as np
 import torch
-from bench_util import interleaved, table
 from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader
 
 from colorization.data.cache import CachedImages, build_cache
 from colorization.data.decode import MAX_PIXELS, ImageFiles, collate, decode_image
 from colorization.transforms import PaperHints, prepare_batch, rgb_to_lab
+from experiments.bench_util import interleaved, table
 
 DEFAULT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "coco-mini")
 
@@ -98,20 +96,3 @@ def transforms_figures(size: int = 256, batch_size: int = 32, repeats: int = 3) 
     }, repeats)
     return {name: s * 1000 for name, s in seconds.items()}
 
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dir", default=DEFAULT_DIR, help="a folder of JPEGs (default: ../shared/data/coco-mini)")
-    parser.add_argument("--size", type=int, default=256)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    paths = photo_paths(args.dir)
-    if not paths:
-        raise SystemExit(f"--dir {args.dir}: no .jpg files")
-    with tempfile.TemporaryDirectory() as cache_dir:
-        print("\n".join(data_report(data_figures(paths, args.size, cache_dir), len(paths), args.size)))
-    print(transforms_figures(args.size))
-
-
-if __name__ == "__main__":
-    main()

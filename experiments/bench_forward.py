@@ -1,19 +1,19 @@
 """Inference figures: ms per 256 px forward of each backbone (default widths, batch 1) in plain eager float32
 against channels-last, bfloat16 autocast, both (`system.infer`) and both with BatchNorm folded into the
 convolutions (`system.for_inference()`, what colorize, the app and evaluate.py run), and the
-lower bound = the model's FLOPs / this CPU's convolution FLOP/s measured in the same run. Part of
-experiments/bench.py. (The colorize command's own timing is experiments/bench_inference.py.)"""
+lower bound = the model's FLOPs / this CPU's convolution FLOP/s measured in the same run. The `inference`
+section of `python -m experiments.bench` (the colorize command's own timing: its `colorize` section)."""
 
 import time
 
 import torch
-from bench_train import default_net
-from bench_util import interleaved
 from torch.utils.flop_counter import FlopCounterMode
 
 from colorization.models import BACKBONES
 from colorization.system import ColorizationSystem
 from colorization.transforms import PaperHints, prepare_batch
+from experiments.bench_train import default_net
+from experiments.bench_util import interleaved
 
 INFER = "channels_last + bf16 (`system.infer`)"
 COLORIZE = "+ BatchNorm folded (`colorize`, app)"  # the default inference path: system.for_inference().infer

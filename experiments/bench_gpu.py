@@ -1,7 +1,7 @@
 """GPU training throughput per backbone (bf16-mixed, 256 px, batch 32): the Lightning pipeline fed by real JPEG
 decoding in workers against the same step on a GPU-resident batch (does the data path keep the GPU fed?).
 
-Usage: python experiments/bench_gpu.py --dir PHOTOS [--steps 120] [--workers N]   (needs a CUDA GPU; no FiftyOne)
+Usage: python -m experiments.bench gpu --dir PHOTOS [--steps 120] [--workers N]   (needs a CUDA GPU; no FiftyOne)
 """
 
 import argparse
@@ -82,8 +82,8 @@ def resident_rate(name, args, channels_last):
     return (args.steps - args.warmup) * args.batch / (time.perf_counter() - start)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m experiments.bench gpu", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", required=True)
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--warmup", type=int, default=20)
@@ -93,7 +93,7 @@ def main():
     parser.add_argument("--backbones", default="unet,resunet,transunet")
     parser.add_argument("--layouts", default="channels_last,nchw")
     parser.add_argument("--out", default="gpu_bench.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     photos = sorted(glob.glob(os.path.join(args.dir, "**", "*.jpg"), recursive=True))
     paths = (photos * (args.steps * args.batch // len(photos) + 2))[: (args.steps + 5) * args.batch]
     torch.backends.cudnn.benchmark = True

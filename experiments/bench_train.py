@@ -1,8 +1,9 @@
 """Training figures: images/s of the Lightning pipeline (ColorizationSystem + ColorizationDataModule + Trainer)
 against a bare PyTorch loop over the same model, batches, data and optimiser; and, in a fresh process per
-backbone, one training step's time and peak resident memory. Part of experiments/bench.py.
+backbone, one training step's time and peak resident memory: the `training` and `memory` sections of
+`python -m experiments.bench`. The memory section runs each step as
 
-Alone: python experiments/bench_train.py --step NAME --batch 32 --size 256   (prints one JSON line)
+    python -m experiments.bench_train --step NAME --batch 32 --size 256   (prints one JSON line)
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """Ship a trained checkpoint as the package's reference model: float16 weights + its SHA-256.
 
-    python experiments/export_reference.py CKPT [--image-size 256]
+    python -m experiments.export_reference CKPT [--image-size 256]
 
 Writes colorization/weights/reference.pt (hyper-parameters, the state dict in float16, the training size; loads
 with torch.load(weights_only=True)) and records its SHA-256 in colorization/weights/__init__.py.
@@ -10,18 +10,16 @@ import argparse
 import hashlib
 import os
 import re
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from colorization import weights  # noqa: E402
-from colorization.system import load_system  # noqa: E402
+from colorization import weights
+from colorization.system import load_system
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a checkpoint written by train.py or experiments/train_reference.py")
+    parser = argparse.ArgumentParser(prog="python -m experiments.export_reference", description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", help="a checkpoint written by train.py or experiments.train_reference")
     parser.add_argument("--image-size", type=int, default=256, help="the size colorize runs it at")
     parser.add_argument("--decode", choices=["annealed_mean", "expectation", "argmax"],
                         help="the decoding the shipped model uses (default: the checkpoint's)")

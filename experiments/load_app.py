@@ -5,7 +5,7 @@ through gradio_client, as a browser's upload does: the app decodes it, colorizes
 and result images.
 Prints p50 / p95 / max latency and the number of errors; exit code 1 if any request
 failed or the whole run timed out, 2 for an unusable --ckpt.
-Usage: python experiments/load_app.py [--ckpt CKPT] [--requests 20] [--timeout 120] [--total-timeout 600]
+Usage: python -m experiments.load_app [--ckpt CKPT] [--requests 20] [--timeout 120] [--total-timeout 600]
 """
 
 import argparse
@@ -89,7 +89,7 @@ def summary(result: dict) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.load_app", description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", default=None, help="a checkpoint written by train.py (default: an untrained ResUNet)")
     parser.add_argument("--size", type=int, default=256, help="network size without a checkpoint-recorded size")
     parser.add_argument("--requests", type=int, default=20, help="concurrent requests, one thread each")

@@ -1,15 +1,16 @@
 """Training curves of runs that continue one another (a GPU run, then CPU fine-tunes): one figure.
 
-    python experiments/plot_training_curves.py OUT.png STAGE=RUN_DIR:BATCH [STAGE=RUN_DIR:BATCH ...]
+    python -m experiments.plot_training_curves OUT.png STAGE=RUN_DIR:BATCH [STAGE=RUN_DIR:BATCH ...]
 
-Each RUN_DIR is a train_reference.py output (csv/metrics.csv); BATCH turns its steps into images seen, and every
-stage starts where the previous one ended. Validation PSNR and colourfulness are on each stage's own validation
-crops (48 held-out photos, seeded hints), so a jump between stages is the change of crop size, not learning.
+Each RUN_DIR is an output of experiments.train_reference (csv/metrics.csv); BATCH turns its steps into images
+seen, and every stage starts where the previous one ended. Validation PSNR and colourfulness are on each stage's
+own validation crops (48 held-out photos, seeded hints), so a jump between stages is the change of crop size, not
+learning.
 """
 
+import argparse
 import csv
 import os
-import sys
 
 
 def read(run_dir: str) -> list[dict]:
@@ -17,13 +18,19 @@ def read(run_dir: str) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def main():
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m experiments.plot_training_curves",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="the figure to write (.png)")
+    parser.add_argument("stages", nargs="+", metavar="STAGE=RUN_DIR:BATCH",
+                        help="a name, a run's output dir and its batch size; in training order")
+    args = parser.parse_args(argv)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out, stages = sys.argv[1], sys.argv[2:]
+    out, stages = args.out, args.stages
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     offset = 0
     for stage in stages:

@@ -1,11 +1,16 @@
 #!/bin/bash
 # The reference model and the recipe ablations, side by side on one GPU (experiments/results/reference_model.md).
-#   bash experiments/reference_gpu.sh PHOTOS_DIR OUT_DIR MINUTES
+# Usage: bash experiments/reference_gpu.sh PHOTOS_DIR OUT_DIR MINUTES
 # reference: the default recipe at the default widths, 256 px crops (a3: the same recipe at the small scale). a1-a6: the same data at 128 px with widths
 # [16,32,64,128], each changing the recipe in one way (a1 is the paper's settings). Each run keeps its best
 # checkpoint on val/psnr; they come back as float16 exports (split to fit the device tool's 16 MiB a file).
 set -u
+usage() { sed -n '2,6p' "$0" | cut -c3-; }  # the comment above
+case "${1-}" in -h|--help) usage; exit 0;; esac
+if [ $# -ne 3 ]; then usage >&2; exit 2; fi
 photos=$1 out=$2 minutes=$3
+# the experiments package importable wherever the script is started from
+export PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 # Seven processes on 16 cores: with torch's default threads each, the first try never got past decoding the photos
 # in 10 minutes (experiments/results/reference_model.md).
 export OMP_NUM_THREADS=2
@@ -14,7 +19,7 @@ mkdir -p "$work" "$out"
 common="--photos $photos --minutes $minutes --val 48 --steps-per-epoch 200 trainer.precision=${PRECISION:-bf16-mixed}"
 common="$common data.max_gray_fraction=0.95"
 small="--size 128 --batch-size 32 model.widths=[16,32,64,128]"
-run() { name=$1; shift; python3 experiments/train_reference.py --out "$work/$name" "$@" > "$work/$name.log" 2>&1; }
+run() { name=$1; shift; python3 -m experiments.train_reference --out "$work/$name" "$@" > "$work/$name.log" 2>&1; }
 run reference $common --size 256 --batch-size 32 &
 run a1_paper $common $small recipe=paper &
 run a2_paper_input $common $small input=paper &
@@ -26,7 +31,7 @@ run a7_no_regression $common $small loss.regression=0 &
 wait
 for run in "$work"/*/; do
   name=$(basename "$run")
-  python3 experiments/export_reference.py "$run/checkpoints/best.ckpt" --out "$work/$name.pt" \
+  python3 -m experiments.export_reference "$run/checkpoints/best.ckpt" --out "$work/$name.pt" \
     --image-size $([ "$name" = reference ] && echo 256 || echo 128)
 done
 tar czf "$out/logs.tgz" -C "$work" --exclude='*.ckpt' --exclude='*.pt' .

@@ -1,6 +1,6 @@
 """Train a model on photos held in memory: the reference model on a lent GPU, and quick recipe experiments.
 
-    python experiments/train_reference.py --photos DIR [DIR ...] --out DIR --minutes 8 [--size 256] [OVERRIDES]
+    python -m experiments.train_reference --photos DIR [DIR ...] --out DIR --minutes 8 [--size 256] [OVERRIDES]
 
 The system, the trainer and the recipe come from conf/train.yaml exactly as `python train.py OVERRIDES` composes
 them (so the defaults are train.py's); only the data differ: the photos are decoded once into one uint8 tensor on
@@ -24,11 +24,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from colorization.data.decode import IMAGE_EXTENSIONS, DecodeError, load_rgb  # noqa: E402
-from colorization.data.gray import gray_measures, is_gray  # noqa: E402
-from colorization.hydra_utils import register_resolvers  # noqa: E402
-from colorization.transforms import ab_to_bins, bin_counts, prepare_batch, rgb_to_lab  # noqa: E402
+from colorization.data.decode import IMAGE_EXTENSIONS, DecodeError, load_rgb
+from colorization.data.gray import gray_measures, is_gray
+from colorization.hydra_utils import register_resolvers
+from colorization.transforms import ab_to_bins, bin_counts, prepare_batch, rgb_to_lab
 
 CONF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
 
@@ -107,7 +106,7 @@ class PhotoTensorData(L.LightningDataModule):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.train_reference", description=__doc__.splitlines()[0])
     parser.add_argument("--photos", nargs="+", required=True, help="folders of photos (searched recursively)")
     parser.add_argument("--out", required=True, help="output folder: checkpoints/, csv/, run.json")
     parser.add_argument("--minutes", type=float, default=8.0, help="training wall time")

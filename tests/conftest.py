@@ -1,10 +1,11 @@
-"""Test set-up: a private FiftyOne database, W&B switched off, a private cache; Hydra composition helpers."""
+"""Test set-up: a private FiftyOne database, W&B switched off, a private cache; the training config as a fixture."""
 
 import atexit
 import os
 import pathlib
 import shutil
 import tempfile
+from functools import partial
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -33,18 +34,20 @@ from colorization.hydra_utils import register_resolvers  # noqa: E402
 
 register_resolvers()
 
-# Small and fast: the embedded photos at 64 px, the paper code's tiny widths, CSV logs, CPU.
-FAST = [
-    "data=sample", "data.image_size=64", "data.batch_size=4", "data.num_workers=0",
-    "model.widths=[8,16,32,64]", "logger=csv", "trainer.max_epochs=1", "trainer.accelerator=cpu",
-    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-]
-
 
 def compose_train(output_dir, *overrides):
-    """conf/train.yaml composed as train.py would, writing into output_dir."""
+    """conf/train.yaml composed as `python train.py debug=fast OVERRIDES` would (small and fast: conf/debug/fast.yaml),
+    writing into output_dir."""
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=[*FAST, f"paths.output_dir={output_dir}", *overrides])
+        return compose("train", overrides=["debug=fast", f"paths.output_dir={output_dir}", *overrides])
+
+
+@pytest.fixture
+def cfg_train(tmp_path):
+    """cfg_train(*overrides): the training config of `python train.py debug=fast OVERRIDES`, writing into this
+    test's tmp_path (lightning-hydra-template's cfg_train, called with overrides since groups cannot be swapped
+    after composition)."""
+    return partial(compose_train, tmp_path)
 
 
 @pytest.fixture

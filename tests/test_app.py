@@ -105,6 +105,7 @@ def image_at(page, selector: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(page.request.get(url).body())).convert("RGB"))
 
 
+@pytest.mark.slow
 def test_browser_upload_two_hints_download(colorizer, tiny_checkpoint, tmp_path):
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} not installed: run .ci/install-browser.sh "

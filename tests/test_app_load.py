@@ -12,6 +12,7 @@ from colorization.inference import Colorizer
 from experiments.load_app import ENDPOINT, HOST, free_port, main, run_load, summary
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_uploads_are_all_answered(tiny_checkpoint):
     pytest.importorskip("gradio_client")
     result = run_load(Colorizer.from_checkpoint(tiny_checkpoint), requests=20, timeout=120, total_timeout=240)

@@ -2,6 +2,7 @@
 on an existing FiftyOne dataset (a real database in a temporary folder; tiny synthetic photos of known colour)."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ from skimage.color import lab2rgb
 from colorization.checks import ConfigError
 from colorization.data import ColorizationDataModule, catalogue
 from colorization.transforms import PaperHints
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # (a, b) at L = 60 per kind of photo, and what each rule does with it (max_gray_fraction 0.7):
 #   gray  (0, 0):   chroma 0, a/b in bins 16     -> dropped by both rules
@@ -171,7 +174,6 @@ def test_coco_imports_in_batches_until_max_samples_photos_pass(tmp_path, monkeyp
 def test_the_paper_tables_use_the_papers_filter_and_plain_runs_the_chroma_rule():
     from hydra import compose, initialize_config_dir
 
-    from tests.conftest import ROOT
 
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         for experiment in ("paper_table1", "paper_table2"):

@@ -36,6 +36,7 @@ def run_colorize(*args, console_script=False) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_colorize_full_resolution_and_hint_pulls_colour(tmp_path):
     """The shipped reference model (no --ckpt) at the photo's full resolution; one 9 px red hint moves that pixel
     from about 100 to about 25 ab units of red."""
@@ -113,6 +114,7 @@ def test_bad_input_exits_2_with_one_line(photo, hints, ckpt, expected, bad_input
     assert not [name for name in os.listdir(bad_inputs) if name.endswith(".part")]
 
 
+@pytest.mark.slow
 def test_console_script_exit_code(tmp_path):
     """The installed process itself exits with 2 and a one-line message (no traceback)."""
     (tmp_path / "x.ckpt").write_text("hello")

@@ -5,6 +5,7 @@ import logging
 import os
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +14,9 @@ from PIL import Image
 
 from colorization.data import ColorizationDataModule, DecodeError, catalogue, decode_image
 from colorization.transforms import PaperHints
-from tests.conftest import compose_train
 from train import train
+
+ROOT = Path(__file__).resolve().parents[1]
 
 GRAY = {"000000113488.jpg", "000000084533.jpg", "000000205401.jpg", "000000431848.jpg", "000000570448.jpg"}
 
@@ -127,7 +129,7 @@ def test_bad_files_are_reported_once_and_nothing_else_is_dropped(tmp_path, caplo
     assert sum(len(b["rgb"]) for b in batches) == len(dm.files["train"])
 
 
-def test_training_finishes_on_a_coco_directory_of_bad_files(tmp_path, caplog):
+def test_training_finishes_on_a_coco_directory_of_bad_files(tmp_path, caplog, cfg_train):
     """The same files as a COCO-format folder whose annotations list every one: ingestion and a real training
     run (fit and test) finish, each bad file is reported once, and every usable photo is used."""
     coco = tmp_path / "coco"
@@ -140,9 +142,9 @@ def test_training_finishes_on_a_coco_directory_of_bad_files(tmp_path, caplog):
     (coco / "annotations").mkdir()
     (coco / "annotations" / "instances_train2017.json").write_text(
         json.dumps({"images": images, "annotations": [], "categories": []}))
-    cfg = compose_train(tmp_path / "run", "data=coco_dir", f"data.dir={coco}", "data.coco_splits=[train2017]",
-                        "data.max_pixels=4000000", "data.image_size=32", "data.batch_size=2",
-                        f"paths.cache_dir={tmp_path / 'cache'}")
+    cfg = cfg_train(f"paths.output_dir={tmp_path / 'run'}", "data=coco_dir", f"data.dir={coco}",
+                    "data.coco_splits=[train2017]", "data.max_pixels=4000000", "data.image_size=32",
+                    "data.batch_size=2", f"paths.cache_dir={tmp_path / 'cache'}")
     with caplog.at_level(logging.INFO):
         result = train(cfg)
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skipped:")]
@@ -212,7 +214,6 @@ def test_evaluation_resolves_its_split_without_caching_or_counting_the_others(tm
     from hydra import compose, initialize_config_dir
 
     from evaluate import photo_paths
-    from tests.conftest import ROOT
 
     coco = tmp_path / "coco"
     (coco / "train2017").mkdir(parents=True)

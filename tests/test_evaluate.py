@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +27,8 @@ from colorization.evaluation import (
 )
 from colorization.system import ColorizationSystem
 from colorization.transforms import rgb_to_lab
-from tests.conftest import ROOT
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PHOTOS = sample_photo_paths()[:3]
 
@@ -113,6 +115,7 @@ def _run(*args):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_evaluate_py_on_cbsd68_writes_every_file_and_the_fiftyone_dataset(shared_data, tiny_checkpoint, tmp_path):
     out = tmp_path / "eval"
     result = _run(f"ckpt_path={tiny_checkpoint}", "data=images", f"data.dir={shared_data / 'cbsd68'}",
@@ -156,6 +159,7 @@ def test_evaluate_py_on_cbsd68_writes_every_file_and_the_fiftyone_dataset(shared
     assert os.path.isfile(worst.filepath) and worst.photo.startswith(str(shared_data))
 
 
+@pytest.mark.slow
 def test_evaluate_py_bad_checkpoint_exits_2_naming_it(tmp_path):
     bad = tmp_path / "notes.ckpt"
     bad.write_text("not a checkpoint")

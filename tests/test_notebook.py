@@ -1,11 +1,15 @@
 """notebooks/predictions.ipynb executes top to bottom (nbclient) against a tiny checkpoint, so it never rots."""
 
+from pathlib import Path
+
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
-from tests.conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_predictions_notebook_executes(tiny_checkpoint, monkeypatch):
     monkeypatch.setenv("COLORIZATION_CKPT", tiny_checkpoint)  # the kernel inherits this process's environment
     notebook = nbformat.read(ROOT / "notebooks" / "predictions.ipynb", as_version=4)

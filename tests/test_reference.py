@@ -11,7 +11,6 @@ from colorization.data import ColorizationDataModule
 from colorization.data.catalogue import sample_photo_paths
 from colorization.inference import load_model
 from colorization.system import CheckpointError, load_system
-from tests.conftest import compose_train
 from train import train
 
 
@@ -42,6 +41,7 @@ def sample_report():
     return evaluation.summarise(rows)
 
 
+@pytest.mark.slow
 def test_reference_beats_gray_with_hints_and_follows_hints(sample_report):
     model, gray = sample_report["model"], sample_report["gray"]
     assert model["points_100"]["psnr"] > gray["points_100"]["psnr"] + 1.0
@@ -66,10 +66,11 @@ def test_colorize_without_ckpt_uses_the_reference_model(tmp_path):
     assert out.stat().st_size > 1000
 
 
-def test_quickstart_fine_tunes_the_reference_into_a_model_that_beats_gray_and_follows_hints(tmp_path):
+@pytest.mark.slow
+def test_quickstart_fine_tunes_the_reference_into_a_model_that_beats_gray_and_follows_hints(tmp_path, cfg_train):
     """`make train` (experiment=quickstart, here 2 of its 10 epochs): its checkpoint, on the held-out photo."""
-    cfg = compose_train(tmp_path, "experiment=quickstart", "model.widths=[32,64,128,256]", "data.image_size=128",
-                        "trainer.max_epochs=2", "test=false")
+    cfg = cfg_train("experiment=quickstart", "model.widths=[32,64,128,256]", "data.image_size=128",
+                    "trainer.max_epochs=2", "test=false")
     result = train(cfg)
     model = load_model(result["best_checkpoint"])
     assert model.input_encoding == "fill" and model.image_size == 128

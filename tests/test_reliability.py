@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,13 +12,14 @@ from omegaconf import OmegaConf
 
 from colorization.checks import ConfigError, check_group_choices, check_train_config
 from colorization.system import CheckpointError, ColorizationSystem, NonFiniteLossError, load_system
-from tests.conftest import FAST, ROOT, compose_train
 from train import train
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_train(*overrides, env=None, timeout=300):
-    return subprocess.run([sys.executable, "train.py", *FAST, *overrides], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run([sys.executable, "train.py", "debug=fast", *overrides], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -29,9 +31,9 @@ def run_train(*overrides, env=None, timeout=300):
     (["loss.lambda_patch=-1"], "loss.lambda_patch=-1"),
     (["decode=median"], "decode=median"),
 ])
-def test_config_errors_name_the_option(tmp_path, overrides, message):
+def test_config_errors_name_the_option(tmp_path, overrides, message, cfg_train):
     with pytest.raises(ConfigError, match=message):
-        check_train_config(compose_train(tmp_path, *overrides))
+        check_train_config(cfg_train(*overrides))
 
 
 def test_unknown_group_option_lists_the_choices():
@@ -45,12 +47,14 @@ def test_unknown_group_option_lists_the_choices():
     (["data=images"], "error: data.dir is required with data=images"),
     (["ckpt_path=/no/such.ckpt"], "error: ckpt_path=/no/such.ckpt: no such checkpoint"),
 ])
+@pytest.mark.slow
 def test_train_exits_2_with_one_line(tmp_path, overrides, message):
     result = run_train(*overrides, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1].startswith(message)
 
 
+@pytest.mark.slow
 def test_unreachable_fiftyone_database_says_which_variable_to_set(tmp_path):
     uri = "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300&connectTimeoutMS=300"
     result = run_train(f"hydra.run.dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache",
@@ -69,10 +73,10 @@ def nan_after_first_step(monkeypatch):
     monkeypatch.setattr(ColorizationSystem, "loss", loss)
 
 
-def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch):
+def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch, cfg_train):
     nan_after_first_step(monkeypatch)
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss \(nan\) at step 1 \(epoch 0, batch 1\)"):
-        train(compose_train(tmp_path, "test=false"))
+        train(cfg_train("test=false"))
 
 
 def adam_updates(checkpoint: dict) -> int:
@@ -80,9 +84,9 @@ def adam_updates(checkpoint: dict) -> int:
     return int(checkpoint["optimizer_states"][0]["state"][0]["step"])
 
 
-def test_nonfinite_loss_skip_mode_skips_that_batch_only(tmp_path, monkeypatch):
+def test_nonfinite_loss_skip_mode_skips_that_batch_only(tmp_path, monkeypatch, cfg_train):
     nan_after_first_step(monkeypatch)
-    train(compose_train(tmp_path, "test=false", "loss.on_nonfinite=skip", "trainer.max_epochs=2"))
+    train(cfg_train("test=false", "loss.on_nonfinite=skip", "trainer.max_epochs=2"))
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert all(torch.isfinite(w).all() for w in checkpoint["state_dict"].values() if w.is_floating_point())
     assert adam_updates(checkpoint) == checkpoint["global_step"] - 1 > 0
@@ -99,10 +103,10 @@ def across_step(out_dir, rank: int = 0) -> dict:
     return json.loads((out_dir / f"rank{rank}.json").read_text())
 
 
-def test_skipped_batch_leaves_every_parameter_and_buffer_as_it_was(tmp_path):
+def test_skipped_batch_leaves_every_parameter_and_buffer_as_it_was(tmp_path, cfg_train):
     """The forward pass of a NaN batch writes NaN into BatchNorm's running statistics before the loss is seen:
     skipping the optimiser step alone left every later validation, checkpoint and colorization NaN."""
-    train(compose_train(tmp_path, "test=false", "loss.on_nonfinite=skip", *nan_input_at_step(1, 0, tmp_path / "s")))
+    train(cfg_train("test=false", "loss.on_nonfinite=skip", *nan_input_at_step(1, 0, tmp_path / "s")))
     step = across_step(tmp_path / "s")
     assert step["tensors"] > 50 and step["changed"] == [] and step["nonfinite"] == [], step
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
@@ -115,6 +119,7 @@ DDP_NAN_ON_RANK_1 = [*DDP, "+callbacks.fault._target_=tests.faults.NaNInputAtSte
                      "+callbacks.fault.rank=1"]
 
 
+@pytest.mark.slow
 def test_nonfinite_loss_on_one_ddp_rank_stops_every_rank(tmp_path):
     result = run_train(*DDP_NAN_ON_RANK_1, f"hydra.run.dir={tmp_path}", timeout=180)
     output = result.stdout + result.stderr
@@ -124,6 +129,7 @@ def test_nonfinite_loss_on_one_ddp_rank_stops_every_rank(tmp_path):
 
 
 @pytest.mark.parametrize("bad_rank", [0, 1])
+@pytest.mark.slow
 def test_nonfinite_loss_on_one_ddp_rank_skip_mode_skips_it_on_every_rank(tmp_path, bad_rank):
     """Every rank skips the batch, and rank 0 (whose buffers DDP broadcasts, and whose checkpoint is saved) keeps
     every parameter and buffer as it was before it, whether the NaN batch was its own or another rank's."""
@@ -142,6 +148,7 @@ def final_weights(path):
     return torch.load(path, weights_only=True)["state_dict"]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     common = ["trainer.max_epochs=3", "test=false", "trainer.deterministic=true", "data.num_workers=0"]
     steady = run_train(*common, f"hydra.run.dir={tmp_path / 'steady'}")
@@ -159,6 +166,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:3]
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
     result = run_train("trainer.max_epochs=3", "test=false", f"hydra.run.dir={tmp_path}",
                        "+callbacks.fault._target_=tests.faults.SignalAtStep", "+callbacks.fault.step=3",
@@ -169,6 +177,7 @@ def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
     assert checkpoint["global_step"] == 4  # the batch in flight finished, then it stopped
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_ddp_rank_saves_once_stops_every_rank_and_resumes(tmp_path):
     """Lightning's own handler broadcasts from inside the signal handler: under DDP that crashed every process
     without a checkpoint. Here rank 1 alone is signalled; both ranks stop after the same batch."""

@@ -4,21 +4,23 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import hydra
 import pytest
 from omegaconf import OmegaConf
 
-from experiments.collect_results import main as collect_main
-from experiments.collect_results import read_csv_log, read_wandb_log, wandb_records
-from tests.conftest import FAST, ROOT, compose_train
+from colorization.results import main as collect_main
+from colorization.results import read_csv_log, read_wandb_log, wandb_records
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ONE_BATCH = ["trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "test=false"]
 
 
 def multirun(sweep_dir, *overrides, env=None, timeout=300) -> str:
     """Runs a sweep into sweep_dir; its stdout and stderr, after checking it succeeded."""
-    command = [sys.executable, "train.py", "-m", *FAST, *overrides, f"hydra.sweep.dir={sweep_dir}"]
+    command = [sys.executable, "train.py", "-m", "debug=fast", *overrides, f"hydra.sweep.dir={sweep_dir}"]
     done = subprocess.run(command, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True,
                           timeout=timeout)
     output = done.stdout + done.stderr
@@ -34,6 +36,7 @@ def overrides(job_dir) -> list[str]:
     return list(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml"))
 
 
+@pytest.mark.slow
 def test_multirun_fast_dev_run_gives_each_job_its_own_dir(tmp_path):
     output = multirun(tmp_path, "model=unet,resunet", "trainer.fast_dev_run=true")
     assert job_dirs(tmp_path) == ["0", "1"]
@@ -41,6 +44,7 @@ def test_multirun_fast_dev_run_gives_each_job_its_own_dir(tmp_path):
     assert output.count("best checkpoint:") == 2
 
 
+@pytest.mark.slow
 def test_multirun_of_ddp_jobs_runs_each_job_once(tmp_path):
     """Lightning's DDP children must run their own job, in its dir, and not relaunch the sweep."""
     output = multirun(tmp_path, "model=unet,resunet", "trainer.devices=2", "trainer.strategy=ddp", *ONE_BATCH,
@@ -54,6 +58,7 @@ def test_multirun_of_ddp_jobs_runs_each_job_once(tmp_path):
         assert (tmp_path / job / "train_ddp_process_1.log").exists()  # rank 1 wrote into the job's dir
 
 
+@pytest.mark.slow
 def test_optuna_search_returns_the_best_val_acc(tmp_path):
     multirun(tmp_path, "hparams_search=optuna", "hydra.sweeper.n_trials=2", *ONE_BATCH)
     assert job_dirs(tmp_path) == ["0", "1"]
@@ -65,6 +70,7 @@ def test_optuna_search_returns_the_best_val_acc(tmp_path):
         assert {o.split("=")[0] for o in overrides(tmp_path / job)} >= set(results.best_params)
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher_runs_a_job(tmp_path):
     multirun(tmp_path, "hydra/launcher=submitit_local", *ONE_BATCH)
     assert job_dirs(tmp_path) == ["0"]
@@ -82,6 +88,7 @@ def hint_sweep(tmp_path_factory):
     return sweep
 
 
+@pytest.mark.slow
 def test_each_job_is_its_own_wandb_run_named_by_its_variant(hint_sweep):
     runs = []
     for job in ("0", "1"):
@@ -92,6 +99,7 @@ def test_each_job_is_its_own_wandb_run_named_by_its_variant(hint_sweep):
     assert runs[0].run_group == runs[1].run_group == f"train-{hint_sweep.name}"
 
 
+@pytest.mark.slow
 def test_results_table_from_a_sweep(hint_sweep, capsys):
     collect_main([str(hint_sweep)])
     printed = capsys.readouterr().out
@@ -108,6 +116,7 @@ def test_results_table_from_a_sweep(hint_sweep, capsys):
     assert (hint_sweep / "val_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_results_table_from_wandb_logs_alone(hint_sweep, tmp_path, capsys):
     """The offline W&B run file holds the same history as the CSV log; without the CSV the table is the same."""
     for job in ("0", "1"):
@@ -132,9 +141,9 @@ def test_results_table_refuses_a_dir_without_runs(tmp_path, capsys, make):
     assert len(message.splitlines()) == 1 and str(make(tmp_path)) in message
 
 
-def test_wandb_logger_composes_without_hydra_runtime(tmp_path):
+def test_wandb_logger_composes_without_hydra_runtime(tmp_path, cfg_train):
     """Composed as the tests do (no multirun, no Hydra runtime): a plain run in the task's group."""
-    cfg = compose_train(tmp_path, "logger=wandb")
+    cfg = cfg_train("logger=wandb")
     assert (cfg.logger.wandb.name, cfg.logger.wandb.group, list(cfg.logger.wandb.tags)) == (None, "train", [])
     logger = hydra.utils.instantiate(cfg.logger.wandb, _convert_="all")
     assert logger.save_dir == str(tmp_path)

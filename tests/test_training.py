@@ -12,7 +12,6 @@ import wandb
 from colorization.data import ColorizationDataModule
 from colorization.system import CheckpointError, ColorizationSystem, load_system
 from colorization.transforms import PaperHints, class_weights
-from tests.conftest import compose_train
 from train import main, train
 
 TINY_NET = {"name": "resunet", "widths": [8, 16, 32, 64]}
@@ -35,13 +34,13 @@ def test_hint_term_raises_the_loss_when_hinted_pixels_are_wrong():
 
 
 @pytest.mark.parametrize("model", ["unet", "resunet", "transunet"])
-def test_fast_dev_run(tmp_path, model):
-    result = train(compose_train(tmp_path, f"model={model}", "trainer.fast_dev_run=true"))
+def test_fast_dev_run(tmp_path, model, cfg_train):
+    result = train(cfg_train(f"model={model}", "trainer.fast_dev_run=true"))
     assert torch.isfinite(torch.tensor(result["metrics"]["val/loss"])), result["metrics"]
 
 
-def test_bf16_mixed_precision_runs(tmp_path):
-    result = train(compose_train(tmp_path, "trainer.fast_dev_run=true", "trainer.precision=bf16-mixed"))
+def test_bf16_mixed_precision_runs(tmp_path, cfg_train):
+    result = train(cfg_train("trainer.fast_dev_run=true", "trainer.precision=bf16-mixed"))
     assert torch.isfinite(torch.tensor(result["metrics"]["val/loss"]))
 
 
@@ -54,9 +53,9 @@ class Capture(L.Callback):
             self.masks.append(batch["mask"].clone())
 
 
-def test_training_run_checkpoints_panels_and_fixed_val_hints(tmp_path, monkeypatch):
+def test_training_run_checkpoints_panels_and_fixed_val_hints(tmp_path, monkeypatch, cfg_train):
     capture = Capture()
-    cfg = compose_train(tmp_path, "trainer.max_epochs=2", "test=true")
+    cfg = cfg_train("trainer.max_epochs=2", "test=true")
     original = L.Trainer.__init__
 
     def with_capture(self, *args, callbacks=None, **kwargs):
@@ -76,19 +75,19 @@ def test_training_run_checkpoints_panels_and_fixed_val_hints(tmp_path, monkeypat
     assert not system.training and not torch.equal(system.class_weights, torch.ones(2, 32))
 
 
-def test_resume_from_last_checkpoint_continues_the_step_count(tmp_path):
-    first = compose_train(tmp_path, "trainer.max_epochs=1", "test=false")
+def test_resume_from_last_checkpoint_continues_the_step_count(tmp_path, cfg_train):
+    first = cfg_train("trainer.max_epochs=1", "test=false")
     train(first)
     steps_per_epoch = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     assert steps_per_epoch > 0
-    resumed = compose_train(tmp_path, "trainer.max_epochs=2", "test=false", "ckpt_path=last")
+    resumed = cfg_train("trainer.max_epochs=2", "test=false", "ckpt_path=last")
     train(resumed)
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2 * steps_per_epoch
 
 
-def test_ddp_on_two_cpu_processes_runs_and_logs_once(tmp_path):
-    cfg = compose_train(tmp_path, "trainer.strategy=ddp_spawn", "trainer.devices=2", "trainer.max_epochs=1",
-                        "test=false")
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_runs_and_logs_once(tmp_path, cfg_train):
+    cfg = cfg_train("trainer.strategy=ddp_spawn", "trainer.devices=2", "trainer.max_epochs=1", "test=false")
     train(cfg)
     metrics = glob.glob(str(tmp_path / "csv" / "*" / "metrics.csv"))
     assert len(metrics) == 1  # only rank 0 writes logs
@@ -97,6 +96,7 @@ def test_ddp_on_two_cpu_processes_runs_and_logs_once(tmp_path):
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0
 
 
+@pytest.mark.slow
 def test_overfitting_one_batch_reaches_high_accuracy(tmp_path):
     """The real batch, input encoding, network and rebalanced loss can fit one batch: the pipeline learns."""
     dm = ColorizationDataModule(source="sample", image_size=32, batch_size=2, num_workers=0, hints=PaperHints(),
@@ -130,9 +130,9 @@ def test_checkpoint_errors_are_clear(tmp_path, tiny_checkpoint):
 
 
 @pytest.mark.parametrize("logger", ["tensorboard", "wandb"])
-def test_loggers_receive_metrics_and_the_image_panel(tmp_path, monkeypatch, logger):
+def test_loggers_receive_metrics_and_the_image_panel(tmp_path, monkeypatch, logger, cfg_train):
     monkeypatch.setenv("WANDB_MODE", "offline")  # W&B writes its run files locally, never calls the network
-    result = train(compose_train(tmp_path, f"logger={logger}", "test=false"))
+    result = train(cfg_train(f"logger={logger}", "test=false"))
     wandb.finish()
     assert "val/acc" in result["metrics"]
     if logger == "tensorboard":
@@ -149,10 +149,10 @@ def csv_rows(output_dir) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_per_step_train_metrics_reach_the_csv_log(tmp_path):
+def test_per_step_train_metrics_reach_the_csv_log(tmp_path, cfg_train):
     """`metric.update()` then `self.log(metric, on_step=True)` left Lightning no step value: train/loss_step and
     train/acc_step reached no logger."""
-    train(compose_train(tmp_path, "test=false", "trainer.max_epochs=2", "trainer.log_every_n_steps=1"))
+    train(cfg_train("test=false", "trainer.max_epochs=2", "trainer.log_every_n_steps=1"))
     rows = csv_rows(tmp_path)
     steps = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
     for name in ("train/loss", "train/acc"):
@@ -164,12 +164,13 @@ def test_per_step_train_metrics_reach_the_csv_log(tmp_path):
         assert per_epoch == pytest.approx([sum(per_step[:2]) / 2, sum(per_step[2:]) / 2], rel=1e-5)
 
 
-def test_train_py_returns_the_best_val_acc_not_the_last(tmp_path):
+@pytest.mark.slow
+def test_train_py_returns_the_best_val_acc_not_the_last(tmp_path, cfg_train):
     """What Optuna maximises is the score of the model train.py keeps (the best on val/acc), not the last
     epoch's val/acc. Here the last epoch validates worse than the first."""
-    cfg = compose_train(tmp_path, "test=false", "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0",
-                        "+callbacks.fault._target_=tests.faults.WrongValidationTargetsAtEpoch",
-                        "+callbacks.fault.epoch=1")
+    cfg = cfg_train("test=false", "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0",
+                    "+callbacks.fault._target_=tests.faults.WrongValidationTargetsAtEpoch",
+                    "+callbacks.fault.epoch=1")
     returned = main(cfg)  # train.py's @hydra.main function, as the sweeper calls it
     val_acc = [float(row["val/acc"]) for row in csv_rows(tmp_path) if row.get("val/acc")]
     assert len(val_acc) == 2 and val_acc[1] < val_acc[0]
@@ -177,13 +178,13 @@ def test_train_py_returns_the_best_val_acc_not_the_last(tmp_path):
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["epoch000.ckpt", "last.ckpt"]  # the model kept
 
 
-def test_paper_recipe_is_one_switch_away(tmp_path):
+def test_paper_recipe_is_one_switch_away(tmp_path, cfg_train):
     """The defaults are this project's recipe; recipe=paper and the paper's table experiments restore the paper's."""
-    ours = compose_train(tmp_path)
+    ours = cfg_train()
     assert (ours.input, ours.loss.uniform_mix, ours.loss.regression, ours.optimizer.lr) == ("fill", 0.5, 10.0, 1e-3)
     assert ours.hints._target_.endswith("PointHints")
     for overrides in (["recipe=paper"], ["experiment=paper_table1"], ["experiment=paper_table2"]):
-        paper = compose_train(tmp_path, *overrides)
+        paper = cfg_train(*overrides)
         assert paper.hints._target_.endswith("PaperHints") and paper.input == "paper", overrides
         assert (paper.loss.lambda_patch, paper.loss.uniform_mix, paper.loss.regression) == (1.0, 0.0, 0.0)
         assert paper.optimizer.lr == 0.01

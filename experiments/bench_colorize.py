@@ -1,6 +1,8 @@
 """Inference figures for `colorize` and the app: ms per re-colorization at the network size (p50, p95) for
 each backbone (untrained, the default widths of conf/model), and the stages of a full-resolution run on a
-synthesized 12-megapixel photo. Usage: python experiments/bench_inference.py [--size 256] [--repeats 20]
+synthesized 12-megapixel photo.
+
+Usage: python -m experiments.bench colorize [--size 256] [--repeats 20]
 """
 
 import argparse
@@ -11,21 +13,20 @@ from functools import partial
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 
 from colorization.data.catalogue import sample_photo_paths
 from colorization.inference import Colorizer, Hint, save_image
 from colorization.models import BACKBONES, count_parameters
 from colorization.system import ColorizationSystem
+from experiments.bench_train import default_net
 
-CONF = os.path.join(os.path.dirname(__file__), "..", "conf", "model")
 HINTS = [Hint(100 * i, 80 * i, (200, 60, 30), 25) for i in range(1, 6)]  # five hints, as while editing
 
 
 def system_for(name: str) -> ColorizationSystem:
     """An untrained system with the backbone's default configuration (conf/model/NAME.yaml)."""
-    return ColorizationSystem(OmegaConf.to_container(OmegaConf.load(os.path.join(CONF, f"{name}.yaml"))))
+    return ColorizationSystem(default_net(name))
 
 
 def percentiles_ms(work, repeats: int, warmup: int = 2) -> tuple[float, float]:
@@ -46,13 +47,13 @@ def synthesize_photo(folder: str, width: int, height: int) -> str:
     return path
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m experiments.bench colorize", description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=256, help="network input size")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--width", type=int, default=4000)
     parser.add_argument("--height", type=int, default=3000)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # other work on the machine inflates every figure
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load {load}\n")
 

@@ -1,5 +1,7 @@
-"""python experiments/collect_results.py SWEEP_DIR: one row per run of a sweep, in the shape of the paper's
-Tables 1 and 2 (variant | train acc | train loss | test acc | test loss | test PSNR).
+"""One row per run of a sweep, in the shape of the paper's Tables 1 and 2 (variant | train acc | train loss |
+test acc | test loss | test PSNR).
+
+    python -m colorization.results SWEEP_DIR
 
 Reads each job's output dir (`.hydra/overrides.yaml`, the CSV log `csv/version_*/metrics.csv`, or else the
 local W&B run file, offline or online), writes SWEEP_DIR/results.md and SWEEP_DIR/val_curves.png (the
@@ -130,17 +132,17 @@ def plot_curves(runs: list[dict], path: str):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m colorization.results", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", help="a multirun's output dir (hydra.sweep.dir)")
     sweep_dir = parser.parse_args(argv).sweep_dir
     if not os.path.isdir(sweep_dir):
-        parser.exit(2, f"collect_results: {sweep_dir}: no such directory\n")
+        parser.exit(2, f"colorization.results: {sweep_dir}: no such directory\n")
     runs = collect(sweep_dir)
     if not runs:
-        parser.exit(2, f"collect_results: {sweep_dir}: no runs in it (no */.hydra/overrides.yaml)\n")
+        parser.exit(2, f"colorization.results: {sweep_dir}: no runs in it (no */.hydra/overrides.yaml)\n")
     for run in runs:
         if not run["rows"]:
-            print(f"collect_results: {run['job_dir']}: no metrics (no csv/ or wandb/ log)", file=sys.stderr)
+            print(f"colorization.results: {run['job_dir']}: no metrics (no csv/ or wandb/ log)", file=sys.stderr)
     text = table(runs)
     with open(os.path.join(sweep_dir, "results.md"), "w") as f:
         f.write(f"Runs of {os.path.abspath(sweep_dir)}: train values from the last epoch, test values from the "
