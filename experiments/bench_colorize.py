@@ -16,7 +16,9 @@ import torch
 from PIL import Image
 
 from colorization.data.catalogue import sample_photo_paths
-from colorization.inference import Colorizer, Hint, save_image
+from colorization.hint_file import Hint
+from colorization.image_io import save_image
+from colorization.inference import Colorizer
 from colorization.models import BACKBONES, count_parameters
 from colorization.system import ColorizationSystem
 from experiments.bench_train import default_net
@@ -63,13 +65,13 @@ def main(argv=None):
         print("| backbone | parameters | p50 | p95 |\n| --- | ---: | ---: | ---: |")
         for name in BACKBONES:
             system = system_for(name)
-            colorizer = Colorizer(system, args.size)
+            colorizer = Colorizer(system.inference_model(), args.size)
             photo = colorizer.load_photo(sample_photo_paths()[0])
             p50, p95 = percentiles_ms(partial(colorizer.predict, photo, HINTS), args.repeats)
             params = count_parameters(system)  # as trained (the colorizer's copy has BatchNorm folded away)
             print(f"| {name} | {params / 1e6:.2f} M | {p50:.0f} | {p95:.0f} |")
 
-        colorizer = Colorizer(system_for("resunet"), args.size)
+        colorizer = Colorizer(system_for("resunet").inference_model(), args.size)
         megapixels = args.width * args.height / 1e6
         print(f"\n## Full resolution, {args.width}x{args.height} ({megapixels:.0f} MP) JPEG, resunet, ms (p50 of 3)\n")
         photo = colorizer.load_photo(path)

@@ -1,6 +1,6 @@
 """Inference figures: ms per 256 px forward of each backbone (default widths, batch 1) in plain eager float32
-against channels-last, bfloat16 autocast, both (`system.infer`) and both with BatchNorm folded into the
-convolutions (`system.for_inference()`, what colorize, the app and evaluate.py run), and the
+against channels-last, bfloat16 autocast, both, and both with BatchNorm folded into the convolutions (the network
+of `InferenceModel.predict`, what colorize, the app and evaluate.py run), and the
 lower bound = the model's FLOPs / this CPU's convolution FLOP/s measured in the same run. The `inference`
 section of `python -m experiments.bench` (the colorize command's own timing: its `colorize` section)."""
 
@@ -15,8 +15,8 @@ from colorization.transforms import PaperHints, prepare_batch
 from experiments.bench_train import default_net
 from experiments.bench_util import interleaved
 
-INFER = "channels_last + bf16 (`system.infer`)"
-COLORIZE = "+ BatchNorm folded (`colorize`, app)"  # the default inference path: system.for_inference().infer
+INFER = "channels_last + bf16"
+COLORIZE = "+ BatchNorm folded (`colorize`, app)"  # the network as InferenceModel.predict runs it
 BF16 = {"enabled": True, "device_type": "cpu", "dtype": torch.bfloat16}
 
 
@@ -62,8 +62,7 @@ def forward_variants(name: str, size: int, compile_too: bool = False) -> tuple[d
     """(variant -> no-argument callable, FLOPs of one forward, seconds to compile or nan)."""
     torch.manual_seed(0)
     plain = ColorizationSystem(default_net(name), channels_last=False).eval()
-    plain.bf16_inference = False
-    fast = ColorizationSystem(default_net(name)).eval()  # channels_last and bf16_inference: the defaults
+    fast = ColorizationSystem(default_net(name)).eval()  # channels_last: the default
     fast.load_state_dict(plain.state_dict())
     rgb = torch.randint(0, 256, (1, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     batch = prepare_batch(rgb, PaperHints(), plain.hparams.n_bins)
@@ -73,10 +72,10 @@ def forward_variants(name: str, size: int, compile_too: bool = False) -> tuple[d
         with torch.autocast(**BF16):
             module(x)
 
-    folded = fast.for_inference()
+    folded = fast.inference_model().net
     variants = {"eager fp32": lambda: plain(x), "channels_last fp32": lambda: fast(x),
-                "bf16 autocast": lambda: autocast(plain), INFER: lambda: fast.infer(x),
-                COLORIZE: lambda: folded.infer(x)}
+                "bf16 autocast": lambda: autocast(plain), INFER: lambda: autocast(fast),
+                COLORIZE: lambda: autocast(folded)}
     compile_seconds = float("nan")
     if compile_too:
         compiled = torch.compile(fast.net)
@@ -103,9 +102,10 @@ def inference_figures(size: int = 256, repeats: int = 3, compile_too: bool = Fal
 
 @torch.no_grad()
 def bf16_error(system: ColorizationSystem, batch: dict) -> dict:
-    """|ab| difference in LAB units between float32 and colorize's path (bf16, BatchNorm folded) after decoding."""
+    """|ab| difference in LAB units between float32 and colorize's path (InferenceModel.predict: bf16, BatchNorm
+    folded) after decoding."""
     system.eval()
     reference = system.decode(system(system.batch_input(batch)))
-    ab = system.decode(system.for_inference().infer(system.batch_input(batch)))
+    ab = system.inference_model().predict(batch["L"], batch["hint_ab"], batch["mask"])[0]
     difference = (ab - reference).abs().flatten()
     return {"mean": difference.mean().item(), "p99": difference.quantile(0.99).item(), "max": difference.max().item()}

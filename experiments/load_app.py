@@ -37,7 +37,7 @@ def make_colorizer(ckpt: str | None, size: int) -> Colorizer:
     """The checkpoint's system, or an untrained ResUNet (the latency is the same; the colours are not)."""
     if ckpt:
         return Colorizer.from_checkpoint(ckpt, size)
-    return Colorizer(ColorizationSystem({"name": "resunet"}), size)
+    return Colorizer(ColorizationSystem({"name": "resunet"}).inference_model(), size)
 
 
 def one_request(url: str, photo: str, timeout: float) -> float:

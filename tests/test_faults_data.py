@@ -5,6 +5,7 @@ database; tiny generated photos."""
 import json
 import logging
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -20,7 +21,8 @@ from colorization.data import ColorizationDataModule, catalogue
 from colorization.data.cache import CachedImages
 from colorization.data.decode import decode_image
 from colorization.transforms import PaperHints
-from tests.conftest import FAST, ROOT
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 VIVID, GRAY = 10, 2  # photos per folder: random colours (pass the gray filter), and uniform gray ones
 
@@ -257,7 +259,7 @@ def test_the_database_killed_mid_run_is_one_line_and_the_next_run_counts_right(t
     env = environment(FIFTYONE_DATABASE_URI=f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=1000"
                                             "&connectTimeoutMS=1000",
                       FIFTYONE_PRIVATE_DATABASE_PORT=None)
-    run = [sys.executable, "train.py", *FAST, "data=images", f"data.dir={folder}", "test=false",
+    run = [sys.executable, "train.py", "debug=fast", "data=images", f"data.dir={folder}", "test=false",
            f"paths.cache_dir={tmp_path / 'cache'}"]
     mongod = start_mongod(tmp_path / "db", port)
     try:
