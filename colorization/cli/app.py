@@ -15,6 +15,9 @@ killed, at the next start.
 import argparse
 import atexit
 import base64
+import ctypes
+import ctypes.util
+import gc
 import glob
 import html
 import io
@@ -45,6 +48,9 @@ ADD, MOVE = "adds a hint", "moves the selected hint"
 IDLE_SECONDS = 30 * 60  # a session that never closes (a script's client) is dropped this long after its last edit
 KEEP_RESULTS = 2  # result images kept per session: the one shown and the one before, which may still be loading
 FOLDER_PREFIX = "colorization-app-"
+# glibc's malloc_trim (absent elsewhere, e.g. musl or macOS)
+MALLOC_TRIM = getattr(ctypes.CDLL(ctypes.util.find_library("c")), "malloc_trim", None) if sys.platform == "linux" \
+    else None
 OUTPUTS = ("canvas", "result", "hints", "color", "size", "suggestions", "status")  # after the session state
 
 
@@ -68,7 +74,7 @@ class Session:
     suggestions_at: dict[tuple[int, int], list[tuple[str, float]]] = field(default_factory=dict)
     seconds: float = 0.0  # the latest re-colorization's time
     folder: str | None = None  # this session's served images, exports and upload (the app's sessions only)
-    upload: str | None = None  # the uploaded file, removed with the session
+    upload: tuple[str, int] | None = None  # the uploaded file and its inode, removed with the session
     results: list[str] = field(default_factory=list)  # served result images, newest last
     sent: dict = field(default_factory=dict)  # what the browser was last sent, per output: unchanged ones are skipped
 
@@ -201,6 +207,13 @@ def app_folder(parent: str) -> str:
     return folder
 
 
+def release_freed_memory() -> None:
+    """Hand memory freed by Python and torch back to the system. glibc keeps freed blocks in its per-thread
+    arenas, so a server whose requests run on many threads stays at its peak without this."""
+    if MALLOC_TRIM is not None:
+        MALLOC_TRIM(0)
+
+
 def close_session(session: Session | None) -> None:
     """Remove a session's files (its state is dropped by Gradio): when its tab closes, it idles out or it is
     replaced by a new upload."""
@@ -209,11 +222,18 @@ def close_session(session: Session | None) -> None:
     if session.folder:
         shutil.rmtree(session.folder, ignore_errors=True)
     if session.upload:
+        path, inode = session.upload
         try:
-            os.remove(session.upload)
-            os.rmdir(os.path.dirname(session.upload))  # Gradio's folder for this upload, when empty
-        except OSError:  # already removed, or another upload of the same file is in it
+            # Gradio names uploads by their content: the same photo uploaded again since (a reloaded tab) has
+            # replaced this file by its own, which that session may not have read yet.
+            if os.stat(path).st_ino == inode:
+                os.remove(path)
+            os.rmdir(os.path.dirname(path))  # Gradio's folder for this upload, when empty
+        except OSError:  # already removed, or in use by another upload
             pass
+    session.photo = session.L_preview = session.ab = session.logits = None  # Gradio may still hold the session
+    gc.collect()
+    release_freed_memory()
 
 
 def serve_result(session: Session, image: np.ndarray) -> str:
@@ -398,16 +418,21 @@ def build_app(colorizer: Colorizer, max_bytes: int = 30_000_000, max_pixels: int
         def show(state, message=""):
             return changed(colorizer, state, view(colorizer, state, message))
 
-        def on_upload(old, path):
+        def on_upload(old, upload_data):
             close_session(old)
+            path = upload_data and upload_data["path"]  # Gradio has checked that it is an upload
             if path is None:
                 return show(None)
+            try:
+                inode = os.stat(path).st_ino  # before reading: a later upload of the same photo is not ours
+            except FileNotFoundError:
+                inode = None  # open_upload says so in words
             try:
                 new = open_upload(colorizer, path, max_bytes, max_pixels)
             except UploadError as error:
                 gr.Warning(str(error))
                 return show(None, f"Cannot use this file: {error}.")
-            new.folder, new.upload = tempfile.mkdtemp(dir=files), path
+            new.folder, new.upload = tempfile.mkdtemp(dir=files), (path, inode)
             values = view(colorizer, new)
             values["canvas"] = gr.update(value=data_url(colorizer.render(new.L_preview, torch.zeros(1, 2, 1, 1))),
                                          marks=[], selected=-1)
@@ -460,8 +485,10 @@ def build_app(colorizer: Colorizer, max_bytes: int = 30_000_000, max_pixels: int
         # Edits draw nothing over the page while they run (the result replaces itself when it arrives); clicks
         # and picks queue in order, colour drags send only their latest colour.
         quiet = {"show_progress": "hidden"}
-        upload.upload(on_upload, [session, upload], outputs, show_progress="minimal")
-        upload.clear(on_upload, [session, upload], outputs, **quiet)
+        # preprocess=False: the upload's path as it is. gr.File's preprocessing also creates an empty temporary
+        # file per event in Gradio's cache, never removed.
+        upload.upload(on_upload, [session, upload], outputs, preprocess=False, show_progress="minimal")
+        upload.clear(on_upload, [session, upload], outputs, preprocess=False, **quiet)
         canvas.click(on_click, [session, mode, size], outputs, trigger_mode="multiple", **quiet)
         suggestions.click(on_suggestion, session, outputs, trigger_mode="multiple", **quiet)
         hints.input(on_edit(select), [session, hints], outputs, **quiet)
