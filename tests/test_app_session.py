@@ -179,7 +179,7 @@ def test_thirty_sessions_leave_no_memory_or_files_behind(tiny_checkpoint, tmp_pa
 def test_a_killed_app_leaves_a_folder_the_next_start_removes(tmp_path):
     """`colorization-app` killed (SIGKILL) leaves its folder; the next start removes it, and a clean stop
     (SIGTERM) removes its own."""
-    env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path)}
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path), "TMPDIR": str(tmp_path)}
     command = [sys.executable, "-m", "colorization.cli.app", "--port", str(free_port())]
 
     def started() -> subprocess.Popen:
@@ -190,11 +190,11 @@ def test_a_killed_app_leaves_a_folder_the_next_start_removes(tmp_path):
         raise AssertionError(f"the app did not start (exit {app.wait()})")
 
     def folders() -> list[str]:
-        return sorted(name for name in os.listdir(tmp_path) if name.startswith(colorization_app.FOLDER_PREFIX))
+        return sorted(name for name in os.listdir(tmp_path) if name.startswith("colorization-app-"))
 
     killed = started()
     (left,) = folders()
-    assert re.fullmatch(rf"{colorization_app.FOLDER_PREFIX}{killed.pid}-\w+", left)
+    assert re.fullmatch(rf"colorization-app-{killed.pid}-\w+", left)
     killed.kill()
     killed.wait()
     assert folders() == [left]
