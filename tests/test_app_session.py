@@ -130,7 +130,8 @@ def test_thirty_sessions_leave_no_memory_or_files_behind(tiny_checkpoint, tmp_pa
     client_module = pytest.importorskip("gradio_client")
     cache = tmp_path / "gradio"
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))  # read by Blocks: the app's cache, served files and uploads
-    photo = tmp_path / "large.png"
+    monkeypatch.setenv("GRADIO_HEARTBEAT_INTERVAL", "2")  # how soon the server notices a closed client (15 s)
+    photo = tmp_path / "large.jpg"
     Image.open(CHELSEA).resize((2400, 1600)).save(photo)
     port = free_port()
     server = colorization_app.serve(Colorizer.from_checkpoint(tiny_checkpoint), HOST, port, block=False)
@@ -152,7 +153,7 @@ def test_thirty_sessions_leave_no_memory_or_files_behind(tiny_checkpoint, tmp_pa
 
     def settled(start_files: int, timeout: float = 40) -> int:
         """The files in Gradio's cache once the closed sessions' are gone (the server notices a closed client
-        at its next heartbeat, every 15 s)."""
+        at its next heartbeat)."""
         deadline = time.monotonic() + timeout
         while tree_size(cache) > start_files and time.monotonic() < deadline:
             time.sleep(0.5)

@@ -145,9 +145,9 @@ def click(colorizer: Colorizer, session: Session, px: int, py: int, mode: str, s
     return edit(colorizer, session, hints, len(hints) - 1)
 
 
-def select(session: Session, index: int) -> Session:
+def select(session: Session, index: int | None) -> Session:
     """Select hint `index` (its swatches are shown; edits apply to it)."""
-    if 0 <= index < len(session.hints):
+    if index is not None and 0 <= index < len(session.hints):
         session.selected = index
     return session
 
