@@ -27,14 +27,15 @@ def remove_stale_partials(path: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     for partial in glob.glob(os.path.join(glob.escape(folder), glob.escape(_partial_prefix(path)) + "*.part")):
         pid = os.path.basename(partial)[len(_partial_prefix(path)):].split(".")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             try:
                 os.unlink(partial)
             except FileNotFoundError:  # another run removed it first
                 pass
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists (for files named after the process that writes them)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

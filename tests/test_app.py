@@ -19,11 +19,9 @@ from colorization.cli.colorize import main as colorize_main
 from colorization.data.catalogue import sample_photo_paths
 from colorization.hint_file import read_hints
 from colorization.inference import Colorizer
+from experiments.bench_app_latency import CHROMIUM, CHROMIUM_ARGS
 
 CHELSEA = next(path for path in sample_photo_paths() if path.endswith("chelsea.png"))
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +137,7 @@ def test_browser_upload_two_hints_download(colorizer, tiny_checkpoint, tmp_path)
             sync_api.expect(status).to_contain_text("2 hint(s)")
             # The second hint gets the least likely suggested colour (one click on a swatch) ...
             second = page.locator("#hints label").last.inner_text()
-            page.locator("#suggestions button.thumbnail-item").last.click()
+            page.locator("#suggestions button.swatch").last.click()
             sync_api.expect(hints).not_to_contain_text(second)
             # ... the first one red, typed into the colour picker.
             page.locator("#hints label").first.click()
