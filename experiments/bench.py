@@ -263,6 +263,9 @@ def report(r: dict, header: list[str], photo_dir, dm, minutes: float) -> str:
     lines += ["", "Peak resident memory is the process's VmHWM (getrusage's maxrss would include the benchmark "
               "process's own peak, inherited through fork + exec). Forward, class-rebalanced loss, backward and one "
               "Adam step on random photos; the data path adds nothing here (section 1: rows are read, not mapped)."]
+    lines += ["", "## 6. The browser app", "", "Click -> new colours shown in Chromium, p50 / p95, and memory per "
+              "session: `python -m experiments.bench_app_latency` (needs Debian's Chromium, not part of `make bench`); "
+              "figures against the goals in [experiments/results/app_latency.md](experiments/results/app_latency.md)."]
     return "\n".join(lines) + "\n"
 
 

@@ -31,6 +31,7 @@ DOCUMENTED = [
     "python -m experiments.bench_train",
     "python -m experiments.load_app",
     "python -m experiments.app_download_race",
+    "python -m experiments.bench_app_latency",
     "python -m experiments.train_reference",
     "python -m experiments.export_reference",
     "python -m experiments.plot_training_curves",
