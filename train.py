@@ -55,11 +55,11 @@ def check_resumable(system, path: str):
     """A checkpoint this run can resume from, checked before any work (Lightning's errors for a truncated,
     foreign or other network's file are long tracebacks, after the data is prepared)."""
     try:
-        theirs = load_system(path).hparams  # torch.load(weights_only=True): never unpickles code
+        source = load_system(path)  # torch.load(weights_only=True): never unpickles code
     except CheckpointError as error:
         raise CheckpointError(f"ckpt_path={error}") from None
     keys = ("net", "n_bins", "input_encoding")
-    theirs, ours = ({k: h.get(k) for k in keys} for h in (theirs, system.hparams))
+    theirs, ours = ({k: h.get(k) for k in keys} for h in (source.hparams, system.hparams))
     if theirs != ours:
         raise CheckpointError(f"ckpt_path={path}: its network {theirs} differs from this run's {ours}; resume with "
                               "the same model.*, bins.n and input, or start from its weights with init=PATH")

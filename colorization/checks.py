@@ -68,7 +68,11 @@ def check_command_line(argv: list[str], conf_dir: str):
         check_known_key(tree, override.key_or_group, groups)
     if not (args.help or args.hydra_help or args.info or args.cfg):
         multirun = args.multirun or cfg.hydra.mode == "MULTIRUN"
-        check_writable(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir, "the output folder")
+        try:
+            folder = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
+        except Exception:  # set from what only a running job knows (${hydra:job.override_dirname})
+            return
+        check_writable(folder, "the output folder")
 
 
 def structural_overrides(overrides: list[str], conf_dir: str) -> tuple[list, list[str]]:
@@ -106,10 +110,23 @@ def check_known_key(tree: dict, key: str, groups: list[str]):
         node = node[part]
 
 
-# What a write that failed tells a user, by errno.
-WRITE_ERRORS = {errno.ENOSPC: "no space left on the disk", errno.EDQUOT: "the disk quota is used up",
-                errno.EFBIG: "a file reached the size limit (ulimit -f)", errno.EROFS: "read-only file system",
+# What a write that failed tells a user, by errno ({disk}: the mount point of the file's disk).
+WRITE_ERRORS = {errno.ENOSPC: "no space left on the disk mounted at {disk}",
+                errno.EDQUOT: "the disk quota on {disk} is used up",
+                errno.EFBIG: "the file size limit (ulimit -f) is reached", errno.EROFS: "read-only file system",
                 errno.EACCES: "permission denied", errno.EPERM: "permission denied"}
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def write_failure(error: OSError, path: str) -> str:
+    return WRITE_ERRORS.get(error.errno, error.strerror.lower()).format(disk=mount_point(path))
+
+
+def mount_point(path: str) -> str:
+    path = os.path.abspath(path)
+    while not os.path.ismount(path):
+        path = os.path.dirname(path)
+    return path
 
 
 def check_writable(folder: str, what: str):
@@ -124,27 +141,19 @@ def check_writable(folder: str, what: str):
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
-        reason = WRITE_ERRORS.get(error.errno, error.strerror.lower())
-        raise ConfigError(f"cannot write to {what} {folder}: {reason}") from None
-
-
-def mount_point(path: str) -> str:
-    path = os.path.abspath(path)
-    while not os.path.ismount(path):
-        path = os.path.dirname(path)
-    return path
+        raise ConfigError(f"cannot write to {what} {folder}: {write_failure(error, existing)}") from None
 
 
 def write_error_message(error: OSError, folder: str) -> str | None:
-    """One line for a write that failed during training (a full disk, a folder made read-only), or None for
-    other errors."""
+    """One line for a file error during training (a full disk, a folder made read-only) in or under `folder`,
+    or None for other errors."""
     if error.errno not in WRITE_ERRORS:
         return None
     where = error.filename or folder
-    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return (f"cannot write {where}: {WRITE_ERRORS[error.errno]} mounted at {mount_point(where)}; the checkpoints "
-                "written before are kept: free some space, then resume with ckpt_path=last")
-    return f"cannot write {where}: {WRITE_ERRORS[error.errno]}"
+    if error.errno in FULL:
+        return (f"cannot write {where}: {write_failure(error, where)}; the checkpoints written before are kept: "
+                "free some space, then resume with ckpt_path=last")
+    return f"{where}: {write_failure(error, where)}"
 
 
 def warn_cpu_processes(trainer, accelerator: str):

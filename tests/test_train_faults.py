@@ -74,15 +74,18 @@ def test_read_only_output_folder_is_one_line(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not namespaces_work(MOUNTING), reason="user and mount namespaces are not available")
-def test_full_disk_during_training_is_one_line_and_keeps_last_checkpoint(tmp_path):
-    """The run folder on a 40 MB disk that another program fills at the start of epoch 1. The worst moment: the
-    save of last.ckpt is the first write to hit the full disk (the other writers, the best checkpoint, the image
-    panels and the logger, are left out). Lightning wrote through a temporary file in /tmp, then copied it over
-    last.ckpt: a truncated last.ckpt."""
+@pytest.mark.parametrize("overrides, failed_write, kept_files", [
+    ([], "", ["epoch000.ckpt", "last.ckpt"]),  # the first write to fail is the image panel's
+    # The worst moment: last.ckpt's own save is the first write to fail (the other writers left out). Lightning
+    # truncated last.ckpt, then wrote the new one into the space that freed (lost where it does not fit there).
+    (["~callbacks.model_checkpoint", "~callbacks.image_panel", "~logger"], "/checkpoints/last.ckpt", ["last.ckpt"]),
+], ids=["every-writer", "last-checkpoint-first"])
+def test_full_disk_during_training_is_one_line_and_keeps_last_checkpoint(tmp_path, overrides, failed_write,
+                                                                         kept_files):
+    """The run folder on a 40 MB disk that another program fills at the start of epoch 1."""
     run_dir, kept = tmp_path / "run", tmp_path / "kept"
     run_dir.mkdir()
-    command = train_command(f"hydra.run.dir={run_dir}", "trainer.max_epochs=2", "test=false",
-                            "~callbacks.model_checkpoint", "~callbacks.image_panel", "~logger",
+    command = train_command(f"hydra.run.dir={run_dir}", "trainer.max_epochs=2", "test=false", *overrides,
                             "+callbacks.fault._target_=tests.faults.FillDiskAtEpoch",
                             "+callbacks.fault.epoch=1", f"+callbacks.fault.path={run_dir}/filler")
     # The mount lives as long as the namespace: what is left on the disk is copied out before it ends.
@@ -90,11 +93,11 @@ def test_full_disk_during_training_is_one_line_and_keeps_last_checkpoint(tmp_pat
               f'"{kept}"; exit $code')
     result = run_in_namespace(MOUNTING, ["sh", "-c", script, "sh", *command], tmp_path)
     assert result.returncode == 2, result.stderr[-3000:]
-    assert last_line(result) == (f"error: cannot write {run_dir}/checkpoints/last.ckpt: no space left on the disk "
-                                 f"mounted at {run_dir}; the checkpoints written before are kept: free some space, "
-                                 "then resume with ckpt_path=last")
+    assert last_line(result) == (f"error: cannot write {run_dir}{failed_write}: no space left on the disk mounted at "
+                                 f"{run_dir}; the checkpoints written before are kept: free some space, then resume "
+                                 "with ckpt_path=last")
     assert "Traceback" not in result.stderr
-    assert os.listdir(kept) == ["last.ckpt"]  # no partial file left beside it
+    assert sorted(os.listdir(kept)) == kept_files  # no partial file left beside them
     checkpoint = torch.load(kept / "last.ckpt", weights_only=True)
     assert (checkpoint["epoch"], checkpoint["global_step"]) == (0, 2)  # epoch 0's, whole
 
