@@ -7,12 +7,21 @@ import sys
 
 import hydra
 import lightning as L
+import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from colorization.checks import ConfigError, check_group_choices, check_train_config, exit_bad_input
+from colorization.checkpoint_io import AtomicCheckpointIO
+from colorization.checks import (
+    ConfigError,
+    check_command_line,
+    check_train_config,
+    exit_bad_input,
+    warn_cpu_processes,
+    write_error_message,
+)
 from colorization.hydra_utils import ddp_children_run_this_job_only, register_resolvers
-from colorization.system import CheckpointError
+from colorization.system import CheckpointError, load_system
 
 CONF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")
 
@@ -42,6 +51,23 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     return cfg.ckpt_path
 
 
+def check_resumable(system, path: str):
+    """A checkpoint this run can resume from, checked before any work (Lightning's errors for a truncated,
+    foreign or other network's file are long tracebacks, after the data is prepared)."""
+    try:
+        source = load_system(path)  # torch.load(weights_only=True): never unpickles code
+    except CheckpointError as error:
+        raise CheckpointError(f"ckpt_path={error}") from None
+    keys = ("net", "n_bins", "input_encoding")
+    theirs, ours = ({k: h.get(k) for k in keys} for h in (source.hparams, system.hparams))
+    if theirs != ours:
+        raise CheckpointError(f"ckpt_path={path}: its network {theirs} differs from this run's {ours}; resume with "
+                              "the same model.*, bins.n and input, or start from its weights with init=PATH")
+    if "optimizer_states" not in torch.load(path, map_location="cpu", weights_only=True, mmap=True):
+        raise CheckpointError(f"ckpt_path={path}: holds weights only, no training state to resume; start from its "
+                              "weights with init=PATH")
+
+
 def train(cfg: DictConfig) -> dict:
     check_train_config(cfg)
     L.seed_everything(cfg.seed, workers=True)
@@ -49,18 +75,23 @@ def train(cfg: DictConfig) -> dict:
     system = hydra.utils.instantiate(cfg.system, _convert_="all")
     if cfg.init:
         system.init_from(cfg.init)
+    ckpt_path = resolve_ckpt_path(cfg)
+    if ckpt_path:
+        check_resumable(system, ckpt_path)
     loggers = instantiate_all(cfg, "logger")
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=instantiate_all(cfg, "callbacks"))
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=instantiate_all(cfg, "callbacks"),
+                                      plugins=[AtomicCheckpointIO()])
+    warn_cpu_processes(trainer, cfg.trainer.accelerator)
     for logger in loggers:
         logger.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True),
                                 "parameters": sum(p.numel() for p in system.net.parameters())})
 
     with ddp_children_run_this_job_only(trainer):
-        trainer.fit(system, datamodule=datamodule, ckpt_path=resolve_ckpt_path(cfg))
+        trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         metrics = {k: v.item() for k, v in trainer.callback_metrics.items()}
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if cfg.test and not trainer.fast_dev_run:
-            trainer.test(system, datamodule=datamodule, ckpt_path=best or None)
+            trainer.test(system, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
             metrics.update({k: v.item() for k, v in trainer.callback_metrics.items()})
     if trainer.is_global_zero:
         print(f"best checkpoint: {best or '(none saved)'}")
@@ -85,6 +116,11 @@ def main(cfg: DictConfig) -> float | None:
         result = train(cfg)
     except (ConfigError, CheckpointError) as error:
         exit_bad_input(error)
+    except OSError as error:  # a full disk, a folder made read-only during training
+        message = write_error_message(error, cfg.paths.output_dir)
+        if message is None:
+            raise
+        exit_bad_input(message)
     except SIGTERMException:
         print("received SIGTERM: saved checkpoints/last.ckpt; resume with ckpt_path=last", file=sys.stderr)
         sys.exit(143)
@@ -97,7 +133,7 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     try:
-        check_group_choices(sys.argv, CONF_DIR)
+        check_command_line(sys.argv, CONF_DIR)
     except ConfigError as error:
         exit_bad_input(error)
     main()

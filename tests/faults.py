@@ -1,5 +1,6 @@
 """Faults injected into real training processes (used through `+callbacks.fault=...` on the command line)."""
 
+import errno
 import json
 import os
 import signal
@@ -70,3 +71,22 @@ class WrongValidationTargetsAtEpoch(L.Callback):
         if trainer.current_epoch >= self.epoch and not trainer.sanity_checking:
             n_bins = pl_module.hparams.n_bins
             batch["target"].copy_((batch["target"] + n_bins // 2) % n_bins)
+
+
+class FillDiskAtEpoch(L.Callback):
+    """Fill the disk that holds `path` (another program's growing file) at the start of epoch `epoch`: that epoch's
+    checkpoint saves then fail with ENOSPC."""
+
+    def __init__(self, epoch: int, path: str):
+        self.epoch, self.path = epoch, path
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch and trainer.is_global_zero:
+            block = bytes(1 << 20)
+            with open(self.path, "wb", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(block)
+                except OSError as error:
+                    if error.errno != errno.ENOSPC:
+                        raise
