@@ -7,10 +7,10 @@ import sys
 
 import hydra
 import lightning as L
-import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from colorization.checkpoint import CheckpointError, read_checkpoint
 from colorization.checkpoint_io import AtomicCheckpointIO
 from colorization.checks import (
     ConfigError,
@@ -21,7 +21,7 @@ from colorization.checks import (
     write_error_message,
 )
 from colorization.hydra_utils import ddp_children_run_this_job_only, register_resolvers
-from colorization.system import CheckpointError, load_system
+from colorization.models import count_parameters
 
 CONF_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "conf")
 
@@ -55,15 +55,12 @@ def check_resumable(system, path: str):
     """A checkpoint this run can resume from, checked before any work (Lightning's errors for a truncated,
     foreign or other network's file are long tracebacks, after the data is prepared)."""
     try:
-        source = load_system(path)  # torch.load(weights_only=True): never unpickles code
+        checkpoint = read_checkpoint(path)  # torch.load(weights_only=True): never unpickles code
     except CheckpointError as error:
         raise CheckpointError(f"ckpt_path={error}") from None
-    keys = ("net", "n_bins", "input_encoding")
-    theirs, ours = ({k: h.get(k) for k in keys} for h in (source.hparams, system.hparams))
-    if theirs != ours:
-        raise CheckpointError(f"ckpt_path={path}: its network {theirs} differs from this run's {ours}; resume with "
-                              "the same model.*, bins.n and input, or start from its weights with init=PATH")
-    if "optimizer_states" not in torch.load(path, map_location="cpu", weights_only=True, mmap=True):
+    system.check_same_network(checkpoint, "ckpt_path", "resume with the same model.*, bins.n and input, or start "
+                                                       "from its weights with init=PATH")
+    if "optimizer_states" not in checkpoint:
         raise CheckpointError(f"ckpt_path={path}: holds weights only, no training state to resume; start from its "
                               "weights with init=PATH")
 
@@ -84,7 +81,7 @@ def train(cfg: DictConfig) -> dict:
     warn_cpu_processes(trainer, cfg.trainer.accelerator)
     for logger in loggers:
         logger.log_hyperparams({"config": OmegaConf.to_container(cfg, resolve=True),
-                                "parameters": sum(p.numel() for p in system.net.parameters())})
+                                "parameters": count_parameters(system.net)})
 
     with ddp_children_run_this_job_only(trainer):
         trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

@@ -7,8 +7,8 @@ import lightning as L
 import numpy as np
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from PIL import Image
 
+from colorization.image_io import save_image
 from colorization.transforms.hints import derive_seed
 from colorization.visualize import panel
 
@@ -41,9 +41,7 @@ class ImagePanel(L.Callback):
                                  caption=["input + hints | prediction | truth"])
             elif isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("val/panel", rows, trainer.global_step, dataformats="HWC")
-        folder = os.path.join(trainer.default_root_dir, "panels")
-        os.makedirs(folder, exist_ok=True)
-        Image.fromarray(rows).save(os.path.join(folder, f"{name}.png"))
+        save_image(rows, os.path.join(trainer.default_root_dir, "panels", f"{name}.png"))  # whole, or not at all
 
 
 class SeedEachEpoch(L.Callback):

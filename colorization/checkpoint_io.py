@@ -3,35 +3,31 @@ previous file whole."""
 
 import io
 import os
-import tempfile
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from colorization.atomic import atomic_path
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's own save ignores a PermissionError (it then reports a checkpoint that was never written) and
     writes through a temporary file in the system's temporary folder, copied over the checkpoint where that
     folder is on another disk: a full disk truncated last.ckpt. Here the temporary file sits beside the
-    checkpoint and is renamed over it once complete."""
+    checkpoint and is renamed over it once complete (`atomic_path`)."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
         if storage_options is not None or "://" in str(path):  # remote storage: Lightning's fsspec path
             return super().save_checkpoint(checkpoint, path, storage_options)
         data = io.BytesIO()  # serialised first: torch's writer turns a failed write into a vague RuntimeError
         torch.save(checkpoint, data)
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".part")
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         try:
-            with os.fdopen(fd, "wb") as f:
+            with atomic_path(str(path)) as partial, open(partial, "wb") as f:
                 f.write(data.getbuffer())
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(partial, 0o644)  # mkstemp's 0600 would make the checkpoint private
-            os.replace(partial, path)
-        except BaseException as error:
-            os.unlink(partial)
-            if isinstance(error, OSError) and error.filename is None:  # a failed write names no file: name it
+        except OSError as error:
+            if error.filename is None:  # a failed write names no file: name it
                 raise OSError(error.errno, error.strerror, str(path)) from error
             raise

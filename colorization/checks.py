@@ -174,17 +174,19 @@ def warn_cpu_processes(trainer, accelerator: str):
 def check_train_config(cfg):
     from omegaconf import OmegaConf
 
-    from colorization.models import BACKBONES, SIZE_MULTIPLE
+    from colorization.models import BACKBONES, check_image_size
+    from colorization.transforms.bins import DECODE_METHODS
+    from colorization.transforms.color import OUTPUTS
 
     if cfg.bins.n < 2:
         raise ConfigError(f"bins.n={cfg.bins.n}: needs at least 2 bins per channel")
     low, high = cfg.bins.range
     if not low < high:
         raise ConfigError(f"bins.range={list(cfg.bins.range)}: the low end must be below the high end")
-    size = cfg.data.image_size
-    if size < SIZE_MULTIPLE or size % SIZE_MULTIPLE:
-        raise ConfigError(f"data.image_size={size}: the networks need a multiple of {SIZE_MULTIPLE} "
-                          f"(e.g. {max(SIZE_MULTIPLE, size // SIZE_MULTIPLE * SIZE_MULTIPLE)})")
+    try:
+        check_image_size(cfg.data.image_size, "data.image_size")
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     if cfg.model.name not in BACKBONES:
         raise ConfigError(f"model.name={cfg.model.name}: choose one of {', '.join(BACKBONES)}")
     if cfg.data.source in ("images", "coco_dir"):
@@ -195,8 +197,11 @@ def check_train_config(cfg):
             raise ConfigError(f"data.dir={directory}: no such folder")
     if cfg.loss.lambda_patch < 0:
         raise ConfigError(f"loss.lambda_patch={cfg.loss.lambda_patch}: must be >= 0 (0 turns the hint term off)")
-    if cfg.decode not in ("argmax", "expectation", "annealed_mean"):
-        raise ConfigError(f"decode={cfg.decode}: choose one of argmax, expectation, annealed_mean")
+    if cfg.decode not in DECODE_METHODS:
+        raise ConfigError(f"decode={cfg.decode}: choose one of {', '.join(DECODE_METHODS)}")
+    if cfg.output not in OUTPUTS or (cfg.output == "residual" and cfg.input != "fill"):
+        raise ConfigError(f"output={cfg.output}: choose absolute, or residual with input=fill (the network corrects "
+                          "the fill it is given)")
     for callback in (cfg.get("callbacks") or {}).values():
         if callback and callback.get("dirpath"):  # checkpoints: Lightning ignores a folder it cannot write
             check_writable(callback.dirpath, "the checkpoint folder")

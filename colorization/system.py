@@ -194,15 +194,19 @@ class ColorizationSystem(L.LightningModule):
             optimizer.zero_grad(set_to_none=True)  # Adam leaves parameters without gradients untouched
             self.skip_optimizer_step = False
 
+    def check_same_network(self, checkpoint: dict, option: str, advice: str) -> None:
+        """CheckpointError naming `option` unless `read_checkpoint`'s checkpoint holds this system's network."""
+        keys = ("net", "n_bins", "input_encoding")
+        theirs, ours = ({k: h.get(k) for k in keys} for h in (checkpoint["hyper_parameters"], self.hparams))
+        if theirs != ours:
+            raise CheckpointError(f"{option}={checkpoint['path']}: its network {theirs} differs from this run's "
+                                  f"{ours}; {advice}")
+
     def init_from(self, path: str) -> None:
         """Start from a trained model's weights (fine-tuning): `train.py init=reference` or init=PATH."""
-        source = load_system(path)
-        keys = ("net", "n_bins", "input_encoding")
-        theirs, ours = ({k: h.get(k) for k in keys} for h in (source.hparams, self.hparams))
-        if theirs != ours:
-            raise CheckpointError(f"init={path}: its network {theirs} differs from this run's {ours}; set model.*, "
-                                  "bins.n and input to match")
-        self.load_state_dict(source.state_dict())
+        checkpoint = read_checkpoint(path)
+        self.check_same_network(checkpoint, "init", "set model.*, bins.n and input to match")
+        load_weights(self, checkpoint["state_dict"], checkpoint)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

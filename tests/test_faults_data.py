@@ -95,10 +95,10 @@ def test_a_killed_cache_build_leaves_nothing_once_the_cache_is_built_again(folde
     that cache removes it."""
     datamodule(folder, tmp_path)
     npy = train_cache(tmp_path)
-    leftover = f"{npy}.999999999.tmp"
+    leftover = os.path.join(os.path.dirname(npy), f".{os.path.basename(npy)}.999999999.abcd.part")
     os.replace(npy, leftover)  # as a build killed before its rename leaves it
     datamodule(folder, tmp_path)
-    assert os.path.exists(npy) and not list(tmp_path.glob("*.tmp"))
+    assert os.path.exists(npy) and not list(tmp_path.glob(".*.part"))
 
 
 def test_a_resize_cache_overwritten_in_the_middle_is_rebuilt(folder, tmp_path, caplog):
@@ -126,7 +126,7 @@ def test_damaged_bin_counts_and_an_empty_cache_index_are_recomputed(folder, tmp_
     assert "its index file is unreadable" in messages(caplog)
     assert torch.equal(torch.load(pt, weights_only=True), counts) and torch.equal(dm.bin_counts(), counts)
     assert_rows_are_the_photos(dm)
-    assert not list(tmp_path.glob("*.tmp*"))  # written aside and renamed: nothing half-written left
+    assert not list(tmp_path.glob(".*.part"))  # written aside and renamed: nothing half-written left
 
 
 # -- row 5: the catalogue follows its folder ----------------------------------------------------------------

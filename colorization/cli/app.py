@@ -33,10 +33,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageColor
 
+from colorization.atomic import process_alive
 from colorization.checkpoint import CheckpointError
 from colorization.data.decode import DecodeError
 from colorization.hint_file import Hint, hints_json, parse_color, to_hex
-from colorization.image_io import process_alive, save_image
+from colorization.image_io import save_image
 from colorization.inference import Colorizer, Photo, resize_L
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: it reads it once

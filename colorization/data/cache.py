@@ -13,8 +13,6 @@ never read. Every file here is written aside and renamed into place, and a cache
 two runs at once build it once.
 """
 
-import contextlib
-import glob
 import hashlib
 import json
 import logging
@@ -27,6 +25,7 @@ from filelock import FileLock
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from colorization.atomic import atomic_path, remove_stale_partials
 from colorization.data.decode import ImageFiles
 
 log = logging.getLogger(__name__)
@@ -40,19 +39,6 @@ def file_stat(path: str) -> list[int] | None:
         return [stat.st_size, stat.st_mtime_ns]
     except OSError:  # gone: a different key, so the loader falls back to decoding and reports the file
         return None
-
-
-@contextlib.contextmanager
-def atomic_path(path: str):
-    """A temporary path next to `path` to write to; renamed to `path` only when the block completes, so a
-    killed or failed write never leaves a half file under the real name."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
 
 
 def cache_base(cache_dir: str, paths: list[str], size: int, resize: str, max_pixels: int) -> str:
@@ -123,9 +109,8 @@ def build_cache(cache_dir: str, paths: list[str], size: int, resize: str, max_pi
     with FileLock(base + ".lock"):  # a second run waits, then reuses what the first built
         if _usable(base, "rebuilding it"):
             return base
-        for leftover in glob.glob(glob.escape(base) + ".*.tmp"):  # a killed build's: its writer held this lock
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(leftover)
+        for part in (".npy", ".json"):  # what a killed build left
+            remove_stale_partials(base + part)
         _write_cache(base, paths, size, resize, max_pixels, num_workers, desc)
     return base
 

@@ -10,8 +10,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from colorization.atomic import atomic_path
 from colorization.checks import ConfigError
-from colorization.data.cache import CachedImages, atomic_path, build_cache, cache_base, find_cache, load_counts
+from colorization.data.cache import CachedImages, build_cache, cache_base, find_cache, load_counts
 from colorization.data.decode import MAX_PIXELS, ImageFiles, collate
 from colorization.data.gray import GRAY_FILTERS
 from colorization.transforms import ab_to_bins, bin_counts, prepare_batch, rgb_to_lab
