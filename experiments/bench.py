@@ -221,8 +221,13 @@ def report(r: dict, header: list[str], photo_dir, dm, minutes: float) -> str:
         ["**Lightning: ColorizationSystem + ColorizationDataModule + Trainer**", train["lightning"],
          train["ratio"]],
         ["bare loop with `channels_last=false` (NCHW)", train["bare nchw"], train["bare nchw"] / train["bare"]],
+        ["bare loop under bfloat16 autocast (`trainer.precision=bf16-mixed`)", train["bare bf16-mixed"],
+         train["bare bf16-mixed"] / train["bare"]],
     ])
-    lines += ["", f"The three run in lockstep, one step each in turn ({train['steps']} timed steps each after 2 "
+    losses = {name: sum(values[-8:]) / len(values[-8:]) for name, values in train["losses"].items()}
+    lines += ["", f"bf16-mixed trains as float32 does: mean loss of the last 8 steps {losses['bare bf16-mixed']:.3f} "
+              f"against {losses['bare']:.3f} (the same initial weights and photos, hints drawn independently)."]
+    lines += ["", f"The four run in lockstep, one step each in turn ({train['steps']} timed steps each after 2 "
               "warm-up steps): a callback of the Lightning fit runs the bare loops' steps, so load from other "
               "processes, which comes and goes over seconds, falls on all variants alike (separate runs drifted "
               "apart by more than the 5% measured here on this shared machine). Logger and "

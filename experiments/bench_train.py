@@ -48,8 +48,9 @@ def new_system(net: dict, **kwargs) -> ColorizationSystem:
 class BareLoop:
     """The same training step without Lightning: the data module's loader, prepare_batch, forward, loss, Adam."""
 
-    def __init__(self, dm, net: dict, **system_kwargs):
-        self.dm, self.system = dm, new_system(net, **system_kwargs)
+    def __init__(self, dm, net: dict, bf16_mixed: bool = False, **system_kwargs):
+        self.dm, self.system, self.bf16_mixed = dm, new_system(net, **system_kwargs), bf16_mixed
+        self.losses = []
         self.system.class_weights.copy_(class_weights(dm.bin_counts(), self.system.hparams.uniform_mix))
         self.optimizer = self.system.configure_optimizers()
         self.batches = iter(())
@@ -62,7 +63,9 @@ class BareLoop:
             batch = next(self.batches)
         h = self.dm.hparams
         inputs = prepare_batch(batch["rgb"], self.dm.hints, h.n_bins, tuple(h.ab_range))
-        loss = self.system.loss(self.system(self.system.batch_input(inputs)), inputs["target"], inputs["mask"])
+        with torch.autocast("cpu", torch.bfloat16, enabled=self.bf16_mixed):  # what precision=bf16-mixed does
+            loss, _ = self.system.model_step(inputs)
+        self.losses.append(loss.item())
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
@@ -94,7 +97,8 @@ class Lockstep(L.Callback):
 def training_figures(dm, net: dict, warmup: int = 2, steps: int = 24) -> dict:
     """Median images/s per step of the Lightning pipeline and the bare loops (channels-last, the default, and
     NCHW) run in lockstep, and the median over steps of the Lightning / bare ratio."""
-    bare = {"bare": BareLoop(dm, net), "bare nchw": BareLoop(dm, net, channels_last=False)}
+    bare = {"bare": BareLoop(dm, net), "bare nchw": BareLoop(dm, net, channels_last=False),
+            "bare bf16-mixed": BareLoop(dm, net, bf16_mixed=True)}
     system, lockstep = new_system(net), Lockstep(bare, warmup)
     trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=warmup + steps, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -104,7 +108,8 @@ def training_figures(dm, net: dict, warmup: int = 2, steps: int = 24) -> dict:
     rates = lockstep.rates
     return {**{name: statistics.median(r) for name, r in rates.items()}, "steps": len(rates["bare"]),
             "ratio": statistics.median(lt / b for lt, b in zip(rates["lightning"], rates["bare"])),
-            "fit seconds": time.perf_counter() - start, "system": system}
+            "fit seconds": time.perf_counter() - start, "system": system,
+            "losses": {name: loop.losses for name, loop in bare.items()}}
 
 
 def peak_rss_mb() -> float:

@@ -42,6 +42,12 @@ def compose_train(output_dir, *overrides):
         return compose("train", overrides=["debug=fast", f"paths.output_dir={output_dir}", *overrides])
 
 
+@pytest.fixture(scope="session")
+def compose_config():
+    """compose_train for module- and session-scoped fixtures, which cannot use the per-test cfg_train."""
+    return compose_train
+
+
 @pytest.fixture
 def cfg_train(tmp_path):
     """cfg_train(*overrides): the training config of `python train.py debug=fast OVERRIDES`, writing into this

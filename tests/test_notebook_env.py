@@ -3,6 +3,7 @@ widget warning."""
 
 import json
 import os
+import pathlib
 import socket
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.conftest import ROOT
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
 
 
 @pytest.mark.slow

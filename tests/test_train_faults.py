@@ -3,6 +3,7 @@ mistakes: one line naming the folder, file or option, exit code 2, nothing lost 
 
 import logging
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -12,14 +13,14 @@ import lightning as L
 import pytest
 import torch
 
-from tests.conftest import FAST, ROOT, compose_train
 from train import train
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
 
 
 def train_command(*overrides) -> list[str]:
-    return [sys.executable, "train.py", *FAST, *overrides]
+    return [sys.executable, "train.py", "debug=fast", *overrides]
 
 
 def run(command: list[str], env=None, timeout=300) -> subprocess.CompletedProcess:
@@ -105,10 +106,10 @@ def test_full_disk_during_training_is_one_line_and_keeps_last_checkpoint(tmp_pat
 
 
 @pytest.fixture(scope="module")
-def resumable(tmp_path_factory) -> str:
-    """last.ckpt of a one-epoch run (FAST: ResUNet at widths 8-64)."""
+def resumable(tmp_path_factory, compose_config) -> str:
+    """last.ckpt of a one-epoch run (debug=fast: ResUNet at widths 8-64)."""
     out = tmp_path_factory.mktemp("resumable")
-    train(compose_train(out, "test=false", "trainer.num_sanity_val_steps=0"))
+    train(compose_config(out, "test=false", "trainer.num_sanity_val_steps=0"))
     return str(out / "checkpoints" / "last.ckpt")
 
 
@@ -166,7 +167,7 @@ def test_resume_never_unpickles_code(tmp_path, resumable):
     assert last_line(result).startswith(f"error: ckpt_path={tmp_path}/payload.ckpt: not a colorization checkpoint")
 
 
-def test_resume_loads_with_weights_only(tmp_path, resumable, monkeypatch):
+def test_resume_loads_with_weights_only(cfg_train, resumable, monkeypatch):
     """Every torch.load of a resumed run, Lightning's included, passes weights_only=True itself."""
     calls = []
     original = torch.load
@@ -176,7 +177,7 @@ def test_resume_loads_with_weights_only(tmp_path, resumable, monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(torch, "load", recording_load)
-    result = train(compose_train(tmp_path, "test=true", "trainer.max_epochs=2", f"ckpt_path={resumable}"))
+    result = train(cfg_train("test=true", "trainer.max_epochs=2", f"ckpt_path={resumable}"))
     assert result["best_checkpoint"]
     assert len(calls) >= 3 and set(calls) == {True}, calls  # the check, the resume, the test of the best
 
@@ -206,7 +207,7 @@ def test_misspelled_option_names_the_nearest_one(tmp_path, argv, message):
 
 
 @pytest.mark.parametrize("argv", [
-    [*FAST, "+callbacks.fault._target_=tests.faults.SignalAtStep", "~callbacks.image_panel", "++trainer.gpus=1"],
+    ["debug=fast", "+callbacks.fault._target_=tests.faults.SignalAtStep", "~callbacks.image_panel", "++trainer.gpus=1"],
     ["-m", "model=unet,resunet", "experiment=paper_table1", "hints=none"],
     ["hydra/launcher=slurm", "hparams_search=optuna", "optimizer.lr=interval(0.0001,0.01)", "scheduler=cosine"],
     ["--cfg", "job", "hydra.run.dir=/proc/none", "data.dir=/photos", "data=images"],
