@@ -58,8 +58,8 @@ def check_resumable(system, path: str):
         checkpoint = read_checkpoint(path)  # torch.load(weights_only=True): never unpickles code
     except CheckpointError as error:
         raise CheckpointError(f"ckpt_path={error}") from None
-    system.check_same_network(checkpoint, "ckpt_path", "resume with the same model.*, bins.n and input, or start "
-                                                       "from its weights with init=PATH")
+    system.check_same_network(checkpoint, "ckpt_path", "resume with the same model.*, bins.n, input and output, "
+                                                       "or start from its weights with init=PATH")
     if "optimizer_states" not in checkpoint:
         raise CheckpointError(f"ckpt_path={path}: holds weights only, no training state to resume; start from its "
                               "weights with init=PATH")

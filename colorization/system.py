@@ -196,8 +196,9 @@ class ColorizationSystem(L.LightningModule):
 
     def check_same_network(self, checkpoint: dict, option: str, advice: str) -> None:
         """CheckpointError naming `option` unless `read_checkpoint`'s checkpoint holds this system's network."""
-        keys = ("net", "n_bins", "input_encoding")
-        theirs, ours = ({k: h.get(k) for k in keys} for h in (checkpoint["hyper_parameters"], self.hparams))
+        keys = ("net", "n_bins", "input_encoding", "output")
+        theirs, ours = ({k: h.get(k, "absolute" if k == "output" else None) for k in keys}
+                        for h in (checkpoint["hyper_parameters"], self.hparams))
         if theirs != ours:
             raise CheckpointError(f"{option}={checkpoint['path']}: its network {theirs} differs from this run's "
                                   f"{ours}; {advice}")
@@ -205,7 +206,7 @@ class ColorizationSystem(L.LightningModule):
     def init_from(self, path: str) -> None:
         """Start from a trained model's weights (fine-tuning): `train.py init=reference` or init=PATH."""
         checkpoint = read_checkpoint(path)
-        self.check_same_network(checkpoint, "init", "set model.*, bins.n and input to match")
+        self.check_same_network(checkpoint, "init", "set model.*, bins.n, input and output to match")
         load_weights(self, checkpoint["state_dict"], checkpoint)
 
     def configure_optimizers(self):

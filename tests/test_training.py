@@ -181,11 +181,13 @@ def test_train_py_returns_the_best_val_acc_not_the_last(tmp_path, cfg_train):
 def test_paper_recipe_is_one_switch_away(tmp_path, cfg_train):
     """The defaults are this project's recipe; recipe=paper and the paper's table experiments restore the paper's."""
     ours = cfg_train()
-    assert (ours.input, ours.loss.uniform_mix, ours.loss.regression, ours.optimizer.lr) == ("fill", 0.5, 10.0, 1e-3)
+    assert (ours.input, ours.output, ours.loss.uniform_mix, ours.loss.regression, ours.optimizer.lr) == (
+        "fill", "residual", 0.5, 10.0, 1e-3)
     assert ours.hints._target_.endswith("PointHints")
     for overrides in (["recipe=paper"], ["experiment=paper_table1"], ["experiment=paper_table2"]):
         paper = cfg_train(*overrides)
-        assert paper.hints._target_.endswith("PaperHints") and paper.input == "paper", overrides
+        assert paper.hints._target_.endswith("PaperHints") and (paper.input, paper.output) == ("paper", "absolute"), \
+            overrides
         assert (paper.loss.lambda_patch, paper.loss.uniform_mix, paper.loss.regression) == (1.0, 0.0, 0.0)
         assert paper.optimizer.lr == 0.01
 
