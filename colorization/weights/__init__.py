@@ -7,7 +7,7 @@ from importlib.resources import files
 REFERENCE = "reference"
 REFERENCE_FILE = "reference.pt"  # float16 weights, loadable with torch.load(weights_only=True)
 # set by experiments/export_reference.py
-REFERENCE_SHA256 = "76fb99185ab4749fc69da378298519ff2828acb53684c7c5ece5c3ad7d637494"
+REFERENCE_SHA256 = "985d65860364ee8aac95ea3533fd17d48a17b9af3fc9fb9ebf56b66fc8f620bd"
 
 
 class WeightsError(ValueError):
