@@ -37,11 +37,19 @@ def atomic_path(path: str):
             os.remove(partial)
 
 
+def left_by_dead_processes(prefix: str, separator: str = ".") -> list[str]:
+    """The paths named `prefix` + PID + `separator` + ... whose process PID is gone (their writer was killed)."""
+    stale = []
+    for path in glob.glob(glob.escape(prefix) + "*"):
+        pid = path[len(prefix):].split(separator)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            stale.append(path)
+    return stale
+
+
 def remove_stale_partials(path: str) -> None:
     """Remove the temporary files of `path` left by writers that were killed (their process is gone)."""
-    prefix = _prefix(path)
-    for partial in glob.glob(glob.escape(prefix) + "*.part"):
-        pid = partial[len(prefix):].split(".")[0]
-        if pid.isdigit() and not process_alive(int(pid)):
+    for partial in left_by_dead_processes(_prefix(path)):
+        if partial.endswith(".part"):
             with contextlib.suppress(FileNotFoundError):  # another run removed it first
                 os.remove(partial)

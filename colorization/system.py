@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
-from colorization.checkpoint import CheckpointError, load_weights, read_checkpoint, resolve_checkpoint
+from colorization.checkpoint import CheckpointError, load_weights, read_checkpoint
 from colorization.inference import InferenceModel
 from colorization.models import build_backbone
 from colorization.transforms import class_weights, colourfulness, decode_logits, make_input, merge_l_ab
@@ -21,7 +21,7 @@ from colorization.weights import REFERENCE
 log = logging.getLogger(__name__)
 STAGES = ("train", "val", "test")
 METRICS = ("loss", "acc", "acc_unhinted", "psnr", "colourfulness_pred", "colourfulness_true")
-__all__ = ["CheckpointError", "ColorizationSystem", "NonFiniteLossError", "load_system", "resolve_checkpoint"]
+__all__ = ["CheckpointError", "ColorizationSystem", "NonFiniteLossError", "load_system"]
 
 
 class NonFiniteLossError(RuntimeError):

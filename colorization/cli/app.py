@@ -18,7 +18,6 @@ import base64
 import ctypes
 import ctypes.util
 import gc
-import glob
 import html
 import io
 import os
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageColor
 
-from colorization.atomic import process_alive
+from colorization.atomic import left_by_dead_processes
 from colorization.checkpoint import CheckpointError
 from colorization.data.decode import DecodeError
 from colorization.hint_file import Hint, hints_json, parse_color, to_hex
@@ -198,10 +197,8 @@ def export(colorizer: Colorizer, session: Session, folder: str) -> list[str]:
 def app_folder(parent: str) -> str:
     """A new folder for this run's files under `parent` (Gradio's cache, which serves them as they are),
     removed at exit; folders of earlier runs whose process is gone (killed) are removed first."""
-    for stale in glob.glob(os.path.join(glob.escape(parent), FOLDER_PREFIX + "*")):
-        pid = os.path.basename(stale)[len(FOLDER_PREFIX):].split("-")[0]
-        if pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
+    for stale in left_by_dead_processes(os.path.join(parent, FOLDER_PREFIX), separator="-"):
+        shutil.rmtree(stale, ignore_errors=True)
     os.makedirs(parent, exist_ok=True)
     folder = tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-", dir=parent)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
