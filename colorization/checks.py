@@ -176,7 +176,7 @@ def check_train_config(cfg):
 
     from colorization.models import BACKBONES, check_image_size
     from colorization.transforms.bins import DECODE_METHODS
-    from colorization.transforms.color import OUTPUTS
+    from colorization.transforms.color import check_encoding
 
     if cfg.bins.n < 2:
         raise ConfigError(f"bins.n={cfg.bins.n}: needs at least 2 bins per channel")
@@ -199,9 +199,10 @@ def check_train_config(cfg):
         raise ConfigError(f"loss.lambda_patch={cfg.loss.lambda_patch}: must be >= 0 (0 turns the hint term off)")
     if cfg.decode not in DECODE_METHODS:
         raise ConfigError(f"decode={cfg.decode}: choose one of {', '.join(DECODE_METHODS)}")
-    if cfg.output not in OUTPUTS or (cfg.output == "residual" and cfg.input != "fill"):
-        raise ConfigError(f"output={cfg.output}: choose absolute, or residual with input=fill (the network corrects "
-                          "the fill it is given)")
+    try:
+        check_encoding(cfg.input, cfg.output)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     for callback in (cfg.get("callbacks") or {}).values():
         if callback and callback.get("dirpath"):  # checkpoints: Lightning ignores a folder it cannot write
             check_writable(callback.dirpath, "the checkpoint folder")

@@ -14,7 +14,7 @@ from colorization.inference import InferenceModel
 from colorization.models import build_backbone
 from colorization.transforms import class_weights, colourfulness, decode_logits, make_input, merge_l_ab
 from colorization.transforms.bins import bin_accuracy, mean_ab
-from colorization.transforms.color import AB_SCALE, INPUTS, OUTPUTS, absolute_logits
+from colorization.transforms.color import AB_SCALE, INPUTS, absolute_logits, check_encoding
 from colorization.transforms.prepare import Batch
 from colorization.weights import REFERENCE
 
@@ -37,11 +37,7 @@ class ColorizationSystem(L.LightningModule):
         # Plain containers only, so checkpoints load with torch.load(weights_only=True).
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        if input_encoding not in INPUTS:
-            raise ValueError(f"input={input_encoding!r}: expected one of {', '.join(INPUTS)}")
-        if output not in OUTPUTS or (output == "residual" and input_encoding != "fill"):
-            raise ValueError(f"output={output!r}: expected absolute, or residual with input=fill (the network "
-                             "corrects the fill it is given)")
+        check_encoding(input_encoding, output)
         self.net = build_backbone(**net, in_channels=INPUTS[input_encoding], n_bins=n_bins)
         if channels_last:  # NHWC: the layout cuDNN's and oneDNN's fastest convolutions use (BENCHMARKS.md)
             self.net = self.net.to(memory_format=torch.channels_last)

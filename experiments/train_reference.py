@@ -105,6 +105,17 @@ class PhotoTensorData(L.LightningDataModule):
         return {"rgb": rgb, "index": index, **prepare_batch(rgb, self.hints, self.n_bins, self.ab_range, seeds)}
 
 
+def load_init(system, path: str):
+    """Start from a checkpoint's weights. A network given more input channels than the checkpoint's (input=fill
+    -> fade) starts with zero weights on the new ones, so it first computes what the checkpoint computed."""
+    state, own = torch.load(path, map_location="cpu", weights_only=True)["state_dict"], system.state_dict()
+    for key, value in state.items():
+        wider = own[key].shape[1] - value.shape[1] if value.dim() == 4 and key in own else 0
+        if wider > 0 and own[key].shape[0] == value.shape[0]:
+            state[key] = torch.cat([value, value.new_zeros(value.shape[0], wider, *value.shape[2:])], dim=1)
+    system.load_state_dict(state)
+
+
 def main():
     parser = argparse.ArgumentParser(prog="python -m experiments.train_reference", description=__doc__.splitlines()[0])
     parser.add_argument("--photos", nargs="+", required=True, help="folders of photos (searched recursively)")
@@ -135,7 +146,7 @@ def main():
                            cfg.bins.n, cfg.bins.range, args.steps_per_epoch)
     system = hydra.utils.instantiate(cfg.system, _convert_="all")
     if args.init:
-        system.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True)["state_dict"])
+        load_init(system, args.init)
     os.makedirs(args.out, exist_ok=True)
     trainer = L.Trainer(
         default_root_dir=args.out, max_time={"minutes": args.minutes}, max_steps=args.steps, max_epochs=-1,

@@ -30,6 +30,8 @@ def run_train(*overrides, env=None, timeout=300):
     (["model.name=vit"], "model.name=vit: choose one of"),
     (["loss.lambda_patch=-1"], "loss.lambda_patch=-1"),
     (["decode=median"], "decode=median"),
+    (["input=edges"], "input=edges: expected one of paper, fill, fade"),
+    (["input=paper", "output=residual"], "output=residual: expected absolute, or residual with input=fill or"),
 ])
 def test_config_errors_name_the_option(tmp_path, overrides, message, cfg_train):
     with pytest.raises(ConfigError, match=message):

@@ -38,6 +38,19 @@ def test_a_residual_system_that_predicts_no_correction_gives_the_fill():
     assert torch.allclose(ab, fill, atol=0.05)
 
 
+def test_a_fade_residual_system_without_correction_gives_the_faded_fill():
+    """input=fade: near a hint its colour, far from every hint gray (the network's own prior, here none)."""
+    system = ColorizationSystem({"name": "unet", "widths": [8, 16, 32, 64]}, input_encoding="fade",
+                                output="residual", decode="expectation").eval()
+    no_correction = torch.where(bin_centers(32).abs() < 5, 0.0, -30.0).view(1, 1, 32, 1, 1)
+    system.net.forward = lambda x: no_correction.expand(x.shape[0], 2, 32, *x.shape[-2:])
+    L, hint_ab, mask = torch.full((1, 1, 256, 256), 50.0), torch.zeros(1, 2, 256, 256), torch.zeros(1, 1, 256, 256)
+    hint_ab[0, :, 20:23, 20:23], mask[0, 0, 20:23, 20:23] = torch.tensor([60.0, 40.0]).view(2, 1, 1), 1
+    ab, _ = system.inference_model().predict(L, hint_ab, mask)
+    assert torch.allclose(ab[0, :, 21, 21], torch.tensor([60.0, 40.0]), atol=1.0)
+    assert ab[0, :, 240, 240].abs().max() < 1.0  # the fill (60, 40) there too; the fade takes it to gray
+
+
 def test_residual_needs_the_fill_input():
     with pytest.raises(ValueError, match="residual with input=fill"):
         ColorizationSystem({"name": "unet", "widths": [8, 16, 32, 64]}, input_encoding="paper", output="residual")

@@ -1,5 +1,7 @@
 """Colour, hints, bins and class weights: pure tensor functions."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,7 @@ from colorization.transforms import (
     class_weights,
     decode_logits,
     fixed_hints,
+    hint_confidence,
     make_input,
     prepare_batch,
     propagate_hints,
@@ -123,6 +126,28 @@ def test_propagated_hints_keep_hints_and_fill_from_the_nearest():
     assert propagate_hints(hint_ab, torch.zeros_like(mask)).abs().max() == 0  # no hints: gray
     x = make_input(L, hint_ab, mask, "fill")
     assert x.shape == (1, 6, 32, 32) and torch.allclose(x[:, 4:], fill / 110.0)
+
+
+def test_hint_confidence_falls_with_the_distance_to_the_nearest_hint():
+    mask = torch.zeros(2, 1, 256, 256)
+    mask[0, 0, 100:103, 40:43] = 1
+    confidence = hint_confidence(mask, sigma=32.0)
+    row = confidence[0, 0, 101]
+    assert row[41] == 1 and torch.all(row[41:200].diff() <= 1e-6)  # 1 on the hint, falling away from it
+    for d in (32, 64, 96):  # exp(-d^2 / 2 sigma^2), within the quarter-resolution error
+        assert abs(row[41 + d].item() - math.exp(-(d**2) / (2 * 32.0**2))) < 0.06
+    assert confidence[1].max() == 0  # no hints: no confidence anywhere
+
+
+def test_the_fade_input_is_the_fill_faded_with_the_distance_to_the_hints():
+    L = torch.full((1, 1, 256, 256), 50.0)
+    hint_ab, mask = torch.zeros(1, 2, 256, 256), torch.zeros(1, 1, 256, 256)
+    hint_ab[0, :, 20:23, 20:23], mask[0, 0, 20:23, 20:23] = torch.tensor([80.0, -30.0]).view(2, 1, 1), 1
+    fill, faded = make_input(L, hint_ab, mask, "fill"), make_input(L, hint_ab, mask, "fade")
+    assert faded.shape == (1, 7, 256, 256) and torch.equal(faded[:, :4], fill[:, :4])
+    assert torch.allclose(fill[0, 4:, 250, 250], torch.tensor([80.0, -30.0]) / 110.0)  # the fill: everywhere
+    assert torch.allclose(faded[0, 4:6, 21, 21], fill[0, 4:, 21, 21]) and faded[0, 6, 21, 21] == 1  # on the hint
+    assert faded[0, 4:, 250, 250].abs().max() < 1e-3 and faded[0, 6, 250, 250] < 1e-3  # far away: gray, no trust
 
 
 def test_fixed_hints_depend_only_on_the_seed():
