@@ -176,7 +176,7 @@ def check_train_config(cfg):
 
     from colorization.models import BACKBONES, check_image_size
     from colorization.transforms.bins import DECODE_METHODS
-    from colorization.transforms.color import check_encoding
+    from colorization.transforms.encoding import check_encoding
 
     if cfg.bins.n < 2:
         raise ConfigError(f"bins.n={cfg.bins.n}: needs at least 2 bins per channel")

@@ -27,6 +27,7 @@ from colorization.models import check_image_size
 from colorization.transforms import (
     PaperHints,
     PointHints,
+    ab_to_bins,
     colourfulness,
     merge_l_ab,
     prepare_batch,
@@ -34,8 +35,7 @@ from colorization.transforms import (
     rgb_to_lab,
 )
 from colorization.transforms.bins import bin_accuracy
-from colorization.transforms.hints import derive_seed
-from colorization.transforms.prepare import Batch
+from colorization.transforms.hints import Batch, derive_seed
 from colorization.visualize import panel
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,6 @@ def predict(model: InferenceModel | None, methods, settings, paths, positions=No
             seed=0, batch_size=8, num_workers=0, device="cpu", progress=True):
     """Yield a Prediction per batch x setting x method; every method of a setting gets the same hints."""
     positions = list(range(len(paths))) if positions is None else positions
-    n_bins, ab_range = (model.n_bins, model.ab_range) if model else (32, (-128.0, 128.0))
     loader = DataLoader(ImageFiles(paths, image_size, resize), batch_size=batch_size, num_workers=num_workers,
                         collate_fn=collate)
     with tqdm(total=len(paths), desc="evaluate", unit="photo", disable=not progress) as bar:
@@ -121,7 +120,7 @@ def predict(model: InferenceModel | None, methods, settings, paths, positions=No
             rgb, where = data["rgb"].to(device), [positions[i] for i in data["index"].tolist()]
             seeds = derive_seed(seed, torch.tensor(where))
             for setting in settings:
-                batch = prepare_batch(rgb, hint_sampler(setting), n_bins, ab_range, seeds)
+                batch = prepare_batch(rgb, hint_sampler(setting), seeds)
                 for method in methods:
                     ab, accuracy = _colorize(model, method, batch)
                     yield Prediction(where, rgb, batch, setting, method, ab, accuracy)
@@ -133,7 +132,8 @@ def _colorize(model: InferenceModel | None, method: str, batch: Batch):
     if method != "model":
         return METHODS[method](batch["L"], batch["hint_ab"], batch["mask"]), None
     ab, logits = model.predict(batch["L"], batch["hint_ab"], batch["mask"])
-    return ab, bin_accuracy(logits, batch["target"]).mean(dim=(1, 2, 3))  # the paper's accuracy: a and b pooled
+    target = ab_to_bins(batch["ab"], model.n_bins, *model.ab_range)
+    return ab, bin_accuracy(logits, target).mean(dim=(1, 2, 3))  # the paper's accuracy: a and b pooled
 
 
 def to_uint8(rgb: torch.Tensor) -> torch.Tensor:

@@ -19,8 +19,8 @@ from colorization.checkpoint import load_weights, read_checkpoint, trained_image
 from colorization.data.decode import MAX_PIXELS, load_rgb
 from colorization.hint_file import Hint, check_inside, to_hex
 from colorization.models import SIZE_MULTIPLE, build_backbone, check_image_size, fold_batchnorm
-from colorization.transforms import bins_to_ab, decode_logits, make_input, merge_l_ab, rgb_to_lab
-from colorization.transforms.color import INPUTS, absolute_logits
+from colorization.transforms import bins_to_ab, decode_logits, merge_l_ab, rgb_to_lab
+from colorization.transforms.encoding import INPUTS, absolute_logits, make_input
 from colorization.weights import REFERENCE
 
 DEFAULT_SIZE = 256  # the network's input size when the checkpoint does not say what it was trained at

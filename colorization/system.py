@@ -12,10 +12,10 @@ from torchmetrics.functional.image import peak_signal_noise_ratio
 from colorization.checkpoint import CheckpointError, load_weights, read_checkpoint
 from colorization.inference import InferenceModel
 from colorization.models import build_backbone
-from colorization.transforms import class_weights, colourfulness, decode_logits, make_input, merge_l_ab
-from colorization.transforms.bins import bin_accuracy, mean_ab
-from colorization.transforms.color import AB_SCALE, INPUTS, absolute_logits, check_encoding
-from colorization.transforms.prepare import Batch
+from colorization.transforms.bins import ab_to_bins, bin_accuracy, class_weights, decode_logits, mean_ab
+from colorization.transforms.color import colourfulness, merge_l_ab
+from colorization.transforms.encoding import AB_SCALE, INPUTS, absolute_logits, check_encoding, make_input
+from colorization.transforms.hints import Batch
 from colorization.weights import REFERENCE
 
 log = logging.getLogger(__name__)
@@ -94,16 +94,21 @@ class ColorizationSystem(L.LightningModule):
                                                                        beta=1.0 / AB_SCALE)
         return total
 
-    def model_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """The loss and the logits of one batch."""
-        logits = self(self.batch_input(batch))
-        return self.loss(logits, batch["target"], batch["mask"], batch["ab"]), logits
+    def target(self, ab: torch.Tensor) -> torch.Tensor:
+        """The classes to predict: ab (B, 2, H, W) -> the a and b bins (B, 2, H, W) long, `bins.n` per channel."""
+        return ab_to_bins(ab, self.hparams.n_bins, *self.hparams.ab_range)
 
-    def batch_metrics(self, batch: Batch, logits: torch.Tensor, loss: torch.Tensor,
+    def model_step(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The loss, the logits and the target bins of one batch."""
+        logits = self(self.batch_input(batch))
+        target = self.target(batch["ab"])
+        return self.loss(logits, target, batch["mask"], batch["ab"]), logits, target
+
+    def batch_metrics(self, batch: Batch, logits: torch.Tensor, target: torch.Tensor, loss: torch.Tensor,
                       pred_ab: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Loss and bin accuracies; with the decoded `pred_ab` also PSNR and colourfulness (not worth decoding on
         every training step)."""
-        correct = bin_accuracy(logits, batch["target"])
+        correct = bin_accuracy(logits, target)
         unhinted = 1.0 - batch["mask"].expand_as(correct)
         values = {"loss": loss.detach(), "acc": correct.mean(),
                   "acc_unhinted": (correct * unhinted).sum() / unhinted.sum().clamp_min(1.0)}
@@ -130,19 +135,19 @@ class ColorizationSystem(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         saved = self.save_buffers() if self.hparams.on_nonfinite == "skip" else None
-        loss, logits = self.model_step(batch) if len(batch["rgb"]) else (None, None)  # none: no file decoded
+        loss, logits, target = self.model_step(batch) if len(batch["rgb"]) else (None,) * 3  # none: no file decoded
         if not self.keep_batch(loss, batch_idx):
             return self.skip_batch(saved)
-        self.log_metrics("train", self.batch_metrics(batch, logits, loss), len(batch["rgb"]))
+        self.log_metrics("train", self.batch_metrics(batch, logits, target, loss), len(batch["rgb"]))
         return loss
 
     def evaluation_step(self, batch: Batch, stage: str) -> dict[str, torch.Tensor] | None:
         """Validation and test: metrics with colours; returns the prediction for callbacks (the image panel)."""
         if not len(batch["rgb"]):  # every file of this batch failed to decode (reported by the data module)
             return None
-        loss, logits = self.model_step(batch)
+        loss, logits, target = self.model_step(batch)
         pred_ab = self.decode(logits)
-        self.log_metrics(stage, self.batch_metrics(batch, logits, loss, pred_ab), len(batch["rgb"]))
+        self.log_metrics(stage, self.batch_metrics(batch, logits, target, loss, pred_ab), len(batch["rgb"]))
         return {"pred_ab": pred_ab}
 
     def validation_step(self, batch: Batch, batch_idx: int):

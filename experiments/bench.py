@@ -70,7 +70,7 @@ def memory_figures(threads: int, size: int, batch: int = 32) -> dict:
 def accuracy_figures(system, batch: dict, repeats: int = 3) -> dict:
     """ms of the training accuracy on one batch's logits: argmax (before) against gather >= amax (now)."""
     with torch.no_grad():
-        logits, target = system(system.batch_input(batch)), batch["target"]
+        logits, target = system(system.batch_input(batch)), system.target(batch["ab"])
     seconds = interleaved({
         "argmax": lambda: (logits.argmax(dim=2) == target).float(),
         "amax": lambda: (logits.gather(2, target.unsqueeze(2)).squeeze(2) >= logits.amax(dim=2)).float(),
@@ -189,7 +189,7 @@ def report(r: dict, header: list[str], photo_dir, dm, minutes: float) -> str:
     if "data" in r:
         lines += data_report(r["data"], r["data"]["photos"], r["data"]["size"])
         lines += ["", "The default (`data.cache_resized: true`): `prepare_data` decodes each split once into a uint8 "
-                  "(N, 3, S, S) `.npy` in `paths.cache_dir` (colorization/data/cache.py), keyed by the files with "
+                  "(N, 3, S, S) `.npy` in `paths.cache_dir` (colorization/data/decode.py), keyed by the files with "
                   "their sizes and modification times, the image size, the resize policy and the pixel limit; "
                   "workers then read rows. The decoder itself stays Pillow: draft mode cannot reduce a 640x480 JPEG "
                   "and stay at least 256 px on both sides, nor can OpenCV's reduced reads, and upsampling would "

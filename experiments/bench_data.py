@@ -13,8 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader
 
-from colorization.data.cache import CachedImages, build_cache
-from colorization.data.decode import MAX_PIXELS, ImageFiles, collate, decode_image
+from colorization.data.decode import MAX_PIXELS, CachedImages, ImageFiles, build_cache, collate, decode_image
 from colorization.transforms import PaperHints, prepare_batch, rgb_to_lab
 from experiments.bench_util import interleaved, table
 
@@ -85,14 +84,14 @@ def transforms_figures(size: int = 256, batch_size: int = 32, repeats: int = 3) 
     sampler = PaperHints()
 
     def prepare_with_kornia():
-        with mock.patch("colorization.transforms.prepare.rgb_to_lab", partial(rgb_to_lab, impl="kornia")):
-            prepare_batch(rgb, sampler, 32)
+        with mock.patch("colorization.transforms.hints.rgb_to_lab", partial(rgb_to_lab, impl="kornia")):
+            prepare_batch(rgb, sampler)
 
     seconds = interleaved({
         "lab kornia": lambda: rgb_to_lab(rgb, impl="kornia"),
         "lab fast": lambda: rgb_to_lab(rgb),
         "prepare kornia": prepare_with_kornia,
-        "prepare fast": lambda: prepare_batch(rgb, sampler, 32),
+        "prepare fast": lambda: prepare_batch(rgb, sampler),
     }, repeats)
     return {name: s * 1000 for name, s in seconds.items()}
 

@@ -65,7 +65,7 @@ def forward_variants(name: str, size: int, compile_too: bool = False) -> tuple[d
     fast = ColorizationSystem(default_net(name)).eval()  # channels_last: the default
     fast.load_state_dict(plain.state_dict())
     rgb = torch.randint(0, 256, (1, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    batch = prepare_batch(rgb, PaperHints(), plain.hparams.n_bins)
+    batch = prepare_batch(rgb, PaperHints())
     x = plain.batch_input(batch)
 
     def autocast(module):

@@ -72,9 +72,9 @@ def resident_rate(name, args, channels_last):
         if step == args.warmup:
             torch.cuda.synchronize()
             start = time.perf_counter()
-        batch = prepare_batch(rgb, PaperHints(), 32)
+        batch = prepare_batch(rgb, PaperHints())
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = system.loss(system(system.batch_input(batch)), batch["target"], batch["mask"])
+            loss = system.model_step(batch)[0]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -61,10 +61,9 @@ class BareLoop:
         if batch is None:  # a new epoch
             self.batches = iter(self.dm.train_dataloader())
             batch = next(self.batches)
-        h = self.dm.hparams
-        inputs = prepare_batch(batch["rgb"], self.dm.hints, h.n_bins, tuple(h.ab_range))
+        inputs = prepare_batch(batch["rgb"], self.dm.hints)
         with torch.autocast("cpu", torch.bfloat16, enabled=self.bf16_mixed):  # what precision=bf16-mixed does
-            loss, _ = self.system.model_step(inputs)
+            loss = self.system.model_step(inputs)[0]
         self.losses.append(loss.item())
         self.optimizer.zero_grad()
         loss.backward()
@@ -129,9 +128,9 @@ def step_figures(name: str, batch_size: int, size: int) -> dict:
     optimizer = system.configure_optimizers()
     rgb = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8)
     start = time.perf_counter()
-    batch = prepare_batch(rgb, PaperHints(), system.hparams.n_bins)
+    batch = prepare_batch(rgb, PaperHints())
     prepared = time.perf_counter()
-    loss = system.loss(system(system.batch_input(batch)), batch["target"], batch["mask"])
+    loss = system.model_step(batch)[0]
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()

@@ -102,7 +102,7 @@ class PhotoTensorData(L.LightningDataModule):
             o = (load - s) // 2
             rgb = photos[index, :, o : o + s, o : o + s]
         seeds = None if training else index.cpu() + 1_000_003
-        return {"rgb": rgb, "index": index, **prepare_batch(rgb, self.hints, self.n_bins, self.ab_range, seeds)}
+        return {"rgb": rgb, "index": index, **prepare_batch(rgb, self.hints, seeds)}
 
 
 def load_init(system, path: str):

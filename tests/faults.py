@@ -69,8 +69,8 @@ class WrongValidationTargetsAtEpoch(L.Callback):
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
         if trainer.current_epoch >= self.epoch and not trainer.sanity_checking:
-            n_bins = pl_module.hparams.n_bins
-            batch["target"].copy_((batch["target"] + n_bins // 2) % n_bins)
+            low, high = pl_module.hparams.ab_range  # ab moved by half the range: each bin moves by half the bins
+            batch["ab"].copy_(torch.remainder(batch["ab"] - low + (high - low) / 2, high - low) + low)
 
 
 class FillDiskAtEpoch(L.Callback):

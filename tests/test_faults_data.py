@@ -18,8 +18,7 @@ import torch
 from PIL import Image
 
 from colorization.data import ColorizationDataModule, catalogue
-from colorization.data.cache import CachedImages
-from colorization.data.decode import decode_image
+from colorization.data.decode import CachedImages, decode_image
 from colorization.transforms import PaperHints
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from colorization.models import BACKBONES, UNet, build_backbone, count_parameters
-from colorization.models.blocks import PatchTransformer
+from colorization.models.backbones import PatchTransformer
 
 NAMES = ["unet", "resunet", "transunet"]
 TINY = (8, 16, 32, 64)  # the paper code's widths; keeps every test fast on CPU

@@ -6,13 +6,11 @@ import shutil
 import pytest
 import torch
 
-from colorization.data import ColorizationDataModule, decode_image
-from colorization.data import cache as resize_cache
-from colorization.data.cache import CachedImages, build_cache, find_cache
+from colorization.data import ColorizationDataModule, decode, decode_image
 from colorization.data.catalogue import sample_photo_paths
-from colorization.data.decode import ImageFiles
+from colorization.data.decode import CachedImages, ImageFiles, build_cache, find_cache
 from colorization.system import ColorizationSystem
-from colorization.transforms import PaperHints, prepare_batch, rgb_to_lab
+from colorization.transforms import PaperHints, ab_to_bins, prepare_batch, rgb_to_lab
 
 
 def colour_grid() -> torch.Tensor:
@@ -90,7 +88,7 @@ def test_cache_is_reused_and_rebuilt_when_a_photo_or_setting_changes(photos, tmp
     def fail(*args, **kwargs):
         raise AssertionError("decoded again")
 
-    monkeypatch.setattr(resize_cache, "ImageFiles", fail)
+    monkeypatch.setattr(decode, "ImageFiles", fail)
     assert build_cache(cache_dir, photos, 32, "stretch", 10**8) == base  # second run: no decoding
     assert find_cache(cache_dir, photos, 32, "crop", 10**8) is None  # another setting, another key
     shutil.copy(photos[1], photos[0])  # a photo replaced on disk
@@ -121,7 +119,7 @@ def test_predict_runs_bf16_where_native_and_float32_when_switched_off():
     torch.manual_seed(0)
     system = ColorizationSystem({"name": "resunet", "widths": [8, 16, 32, 64]}).eval()
     rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
-    batch = prepare_batch(rgb, PaperHints(), 32)
+    batch = prepare_batch(rgb, PaperHints())
     model = system.inference_model()
     with torch.no_grad():
         reference = system(system.batch_input(batch))
@@ -140,11 +138,11 @@ def test_training_accuracy_equals_argmax_in_float32():
     torch.manual_seed(0)
     system = ColorizationSystem({"name": "unet", "widths": [8, 16, 32, 64]}, n_bins=16)
     rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
-    batch = prepare_batch(rgb, PaperHints(fraction=0.05), 16)
+    batch = prepare_batch(rgb, PaperHints(fraction=0.05))
     with torch.no_grad():
-        loss, logits = system.model_step(batch)
-        values = system.batch_metrics(batch, logits, loss)
-    correct = (logits.argmax(dim=2) == batch["target"]).float()
+        loss, logits, target = system.model_step(batch)
+        values = system.batch_metrics(batch, logits, target, loss)
+    correct = (logits.argmax(dim=2) == ab_to_bins(batch["ab"], 16)).float()
     unhinted = 1.0 - batch["mask"].expand_as(correct)
     assert values["acc"].item() == pytest.approx(correct.mean().item(), abs=1e-6)
     assert values["acc_unhinted"].item() == pytest.approx(((correct * unhinted).sum() / unhinted.sum()).item(),

@@ -6,7 +6,8 @@ import torch
 from colorization.evaluation import fill_hints
 from colorization.system import ColorizationSystem
 from colorization.transforms import PointHints, decode_logits, prepare_batch
-from colorization.transforms.bins import bin_centers, shift_distribution
+from colorization.transforms.bins import bin_centers
+from colorization.transforms.encoding import shift_distribution
 
 
 def test_shift_moves_the_mean_by_the_shift_and_keeps_the_mass():
@@ -30,8 +31,7 @@ def test_a_residual_system_that_predicts_no_correction_gives_the_fill():
     no_correction = torch.where(centres.abs() < 5, 0.0, -30.0).view(1, 1, 32, 1, 1)  # bins at -4 and +4: mean 0
     system.net.forward = lambda x: no_correction.expand(x.shape[0], 2, 32, *x.shape[-2:])
     rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
-    batch = prepare_batch(rgb, PointHints(n_points=5, min_size=3, max_size=3), 32,
-                          seeds=torch.tensor([0, 1]))
+    batch = prepare_batch(rgb, PointHints(n_points=5, min_size=3, max_size=3), seeds=torch.tensor([0, 1]))
     fill = fill_hints(batch["L"], batch["hint_ab"], batch["mask"])
     ab, _ = system.inference_model().predict(batch["L"], batch["hint_ab"], batch["mask"])
     assert fill.abs().amax() > 5  # hints there, or the check proves little

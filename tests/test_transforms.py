@@ -207,6 +207,6 @@ def test_input_has_a_mask_channel_so_zero_colour_hints_are_visible():
 
 def test_prepare_batch_shapes():
     rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
-    out = prepare_batch(rgb, PaperHints(), 32, seeds=torch.tensor([0, 1]))
-    assert out["hint_ab"].shape == (2, 2, 32, 32) and out["target"].shape == (2, 2, 32, 32)
-    assert out["target"].dtype == torch.long and out["mask"].shape == (2, 1, 32, 32)
+    out = prepare_batch(rgb, PaperHints(), seeds=torch.tensor([0, 1]))
+    assert out["L"].shape == (2, 1, 32, 32) and out["ab"].shape == (2, 2, 32, 32)
+    assert out["hint_ab"].shape == (2, 2, 32, 32) and out["mask"].shape == (2, 1, 32, 32)

@@ -31,8 +31,7 @@ from fiftyone import ViewField as F
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from colorization.data.cache import file_stat
-from colorization.data.decode import IMAGE_EXTENSIONS, MAX_PIXELS, ImageFiles
+from colorization.data.decode import IMAGE_EXTENSIONS, MAX_PIXELS, ImageFiles, file_stat
 from colorization.data.gray import GRAY_FILTERS, gray_measures, is_gray
 
 log = logging.getLogger(__name__)

@@ -12,12 +12,10 @@ from tqdm.auto import tqdm
 
 from colorization.atomic import atomic_path
 from colorization.checks import ConfigError
-from colorization.data.cache import CachedImages, build_cache, cache_base, find_cache, load_counts
-from colorization.data.decode import MAX_PIXELS, ImageFiles, collate
+from colorization.data.decode import MAX_PIXELS, CachedImages, ImageFiles, build_cache, cache_base, collate, find_cache
 from colorization.data.gray import GRAY_FILTERS
-from colorization.transforms import ab_to_bins, bin_counts, prepare_batch, rgb_to_lab
-from colorization.transforms.hints import derive_seed
-from colorization.transforms.prepare import Batch
+from colorization.transforms import ab_to_bins, bin_counts, rgb_to_lab
+from colorization.transforms.hints import Batch, derive_seed, prepare_batch
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +161,7 @@ class ColorizationDataModule(L.LightningDataModule):
             self._log_once(logging.WARNING, f"skipped: {message}")
         training = self.trainer is not None and self.trainer.training
         seeds = None if training else derive_seed(self.hparams.seed, batch["index"])
-        return prepare_batch(batch["rgb"], self.hints, self.hparams.n_bins, tuple(self.hparams.ab_range), seeds)
+        return prepare_batch(batch["rgb"], self.hints, seeds)
 
     # -- rebalancing statistics over the train split (never val or test) ---------------------------------
     def bin_counts(self) -> torch.Tensor:
@@ -188,3 +186,18 @@ class ColorizationDataModule(L.LightningDataModule):
         with atomic_path(path) as tmp:
             torch.save(counts, tmp)
         return counts
+
+
+def load_counts(path: str, shape: tuple) -> torch.Tensor | None:
+    """A tensor saved with `torch.save` (the bin counts), or None when it is missing or unusable (cut short,
+    overwritten, another shape, not finite): the caller recomputes it."""
+    if not os.path.exists(path):
+        return None
+    try:
+        counts = torch.load(path, weights_only=True)
+        if isinstance(counts, torch.Tensor) and counts.shape == shape and counts.isfinite().all():
+            return counts
+    except Exception:  # whatever torch raises on a damaged file; the file is replaced either way
+        pass
+    log.warning(f"{path}: unreadable or damaged; recomputing it")
+    return None

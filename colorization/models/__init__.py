@@ -5,8 +5,7 @@ from collections.abc import Callable
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .backbones import UNet, resunet, transunet, unet
-from .blocks import SIZE_MULTIPLE, check_image_size
+from .backbones import SIZE_MULTIPLE, UNet, check_image_size, resunet, transunet, unet
 
 # name -> builder(in_channels, n_bins, widths, norm, ...); each is a UNet with its own blocks (backbones.py)
 BACKBONES: dict[str, Callable[..., UNet]] = {"unet": unet, "resunet": resunet, "transunet": transunet}

@@ -58,23 +58,6 @@ def mean_ab(probs: torch.Tensor, low: float = -128.0, high: float = 128.0) -> to
     return (probs * bin_centers(n, low, high, probs.device).view(1, 1, n, 1, 1)).sum(dim=2)
 
 
-def shift_distribution(logits: torch.Tensor, shift_ab: torch.Tensor, low: float = -128.0,
-                       high: float = 128.0) -> torch.Tensor:
-    """Logits (B, 2, n, H, W) of a distribution over ab offsets -> logits (log-probabilities, float32) of the
-    same distribution moved by shift_ab (B, 2, H, W) ab units: each bin's mass split linearly between the two bins
-    the shift lands it between, mass beyond the range kept in the end bins. Its mean moves by exactly shift_ab
-    inside the range; a shift of 0 leaves the distribution as it is."""
-    n = logits.shape[2]
-    probs = logits.float().softmax(dim=2)
-    steps = (shift_ab.float() * (n / (high - low))).unsqueeze(2)  # in bins, (B, 2, 1, H, W)
-    whole, frac = steps.floor(), steps - steps.floor()
-    first = (torch.arange(n, device=logits.device).view(1, 1, n, 1, 1) + whole.long()).clamp(0, n - 1)
-    second = (first + 1).clamp(0, n - 1)
-    # an index below the range clamps both to bin 0 and an index above to bin n-1: the mass stays in the end bin
-    moved = torch.zeros_like(probs).scatter_add_(2, first, probs * (1.0 - frac)).scatter_add_(2, second, probs * frac)
-    return moved.clamp_min(1e-12).log()
-
-
 def bin_counts(bins: torch.Tensor, n: int) -> torch.Tensor:
     """Bin indices (B, 2, H, W) -> counts (2, n) per channel, float64 so sums over COCO stay exact."""
     offsets = torch.tensor([0, n], device=bins.device).view(1, 2, 1, 1)

@@ -1,4 +1,4 @@
-"""RGB <-> LAB (Kornia's conventions) and the network's input encoding.
+"""RGB <-> LAB (Kornia's conventions), and the colourfulness of RGB photos.
 
 Kornia's LAB: L in 0..100, a about -86..98, b about -108..95 over sRGB.
 """
@@ -6,12 +6,6 @@ Kornia's LAB: L in 0..100, a about -86..98, b about -108..95 over sRGB.
 import cv2
 import kornia.color
 import torch
-
-from colorization.transforms.bins import shift_distribution
-from colorization.transforms.hints import hint_confidence, propagate_hints
-
-L_SCALE = 50.0  # L / 50 - 1 -> [-1, 1]
-AB_SCALE = 110.0  # ab / 110 -> about [-1, 1]
 
 # Kornia's sRGB (D65) -> XYZ matrix with each row divided by the white point: X/Xn, Y/Yn, Z/Zn in one product.
 _RGB_TO_XYZN = torch.tensor([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
@@ -71,52 +65,6 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
 def merge_l_ab(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """L (B, 1, H, W) and ab (B, 2, H, W) -> RGB in [0, 1]."""
     return lab_to_rgb(torch.cat([L, ab.to(L.dtype)], dim=1))
-
-
-INPUTS = {"paper": 4, "fill": 6, "fade": 7}  # input encoding -> the network's input channels
-OUTPUTS = ("absolute", "residual")  # what the network's logits are over: ab, or the correction to the fill
-FILLED = ("fill", "fade")  # the inputs that hold a fill for output=residual to correct
-
-
-def make_input(L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor, encoding: str = "paper") -> torch.Tensor:
-    """The network's input, each channel roughly in [-1, 1].
-
-    paper: [L, a_hint, b_hint, mask]; the mask channel is what tells "hint of colour (0, 0)" from "no hint"
-    (the paper's code dropped it). fill: the same plus the hints propagated to every pixel (`propagate_hints`),
-    so the network learns to correct a fill instead of learning to spread the hints from scratch. fade: the fill
-    faded to gray with the distance to the hints (`hint_confidence`), and that confidence: far from every hint
-    the network starts from its own prior, not from the colour of the one hint a user gave first.
-    """
-    channels = [L / L_SCALE - 1.0, hint_ab * mask / AB_SCALE, mask]
-    if encoding == "fill":
-        channels.append(propagate_hints(hint_ab, mask) / AB_SCALE)
-    elif encoding == "fade":
-        confidence = hint_confidence(mask)
-        channels += [propagate_hints(hint_ab, mask) * confidence / AB_SCALE, confidence]
-    elif encoding != "paper":
-        raise ValueError(f"input={encoding!r}: expected one of {', '.join(INPUTS)}")
-    return torch.cat(channels, dim=1)
-
-
-def check_encoding(encoding: str, output: str):
-    """ValueError unless `input=encoding output=output` is a network this project can build."""
-    if encoding not in INPUTS:
-        raise ValueError(f"input={encoding}: expected one of {', '.join(INPUTS)}")
-    if output not in OUTPUTS or (output == "residual" and encoding not in FILLED):
-        raise ValueError(f"output={output}: expected absolute, or residual with input={' or input='.join(FILLED)} "
-                         "(the network corrects the fill it is given)")
-
-
-def absolute_logits(logits: torch.Tensor, x: torch.Tensor, output: str, low: float = -128.0,
-                    high: float = 128.0) -> torch.Tensor:
-    """The network's logits over ab. output=residual: the network predicts the correction to the fill in its
-    input `x` (`make_input`'s input=fill or fade, channels 4 and 5), so its distribution is moved by the fill (`shift_distribution`): a
-    network that predicts "no correction" scores what the fill scores, and without hints (fill 0) nothing moves."""
-    if output == "absolute":
-        return logits
-    if output != "residual":
-        raise ValueError(f"output={output!r}: expected one of {', '.join(OUTPUTS)}")
-    return shift_distribution(logits, x[:, 4:6].float() * AB_SCALE, low, high)  # channels 4, 5: the fill
 
 
 def colourfulness(rgb: torch.Tensor) -> torch.Tensor:

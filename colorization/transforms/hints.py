@@ -1,4 +1,5 @@
-"""User-hint simulation: which pixels reveal their true ab to the network, batched on the device.
+"""The batch the system reads (`prepare_batch`: photos -> LAB and simulated user hints), made here and only here,
+and the hint samplers: which pixels reveal their true ab to the network, batched on the device.
 
 A sampler maps true ab (B, 2, H, W) to (hint_ab, mask): hint_ab (B, 2, H, W) holds the revealed ab
 (0 elsewhere), mask (B, 1, H, W) is 1 on hinted pixels. Patches are squares anchored at their top-left
@@ -6,9 +7,31 @@ corner (so even sizes work too), painted by indexing: cost grows with the hinted
 """
 
 import math
+from typing import TypedDict
 
 import torch
-import torch.nn.functional as F
+
+from colorization.transforms.color import rgb_to_lab
+
+
+class Batch(TypedDict):
+    """What the system reads, for B photos of H x W pixels, on the device. The system encodes the network input
+    (`make_input`) and the classes to predict (the a and b bins of `ab`, `bins.n` of them) itself."""
+
+    rgb: torch.Tensor  # (B, 3, H, W) uint8: the photos
+    L: torch.Tensor  # (B, 1, H, W) float, 0..100: lightness, what the user gives
+    ab: torch.Tensor  # (B, 2, H, W) float, about -110..110: the true colour
+    hint_ab: torch.Tensor  # (B, 2, H, W): the true ab where hinted, 0 elsewhere
+    mask: torch.Tensor  # (B, 1, H, W): 1 on hinted pixels
+
+
+def prepare_batch(rgb: torch.Tensor, sampler, seeds: torch.Tensor | None = None) -> Batch:
+    """rgb (B, 3, H, W) uint8 -> Batch, hints drawn by `sampler` (below). With `seeds` the hints are fixed per photo
+    (validation, test, evaluation: `derive_seed`); without, they are fresh each call (training)."""
+    lab = rgb_to_lab(rgb)
+    L, ab = lab[:, :1], lab[:, 1:]
+    hint_ab, mask = fixed_hints(sampler, ab, seeds) if seeds is not None else sampler(ab)
+    return Batch(rgb=rgb, L=L, ab=ab, hint_ab=hint_ab, mask=mask)
 
 
 def _patch_pixels(counts: torch.Tensor, sizes: torch.Tensor, h: int, w: int, generator, device,
@@ -104,47 +127,6 @@ class PointHints:
         hint_ab[hinted] = mean[last[hinted]]
         mask = hinted.to(ab.dtype).view(b, 1, h, w)
         return hint_ab.view(b, h, w, 2).permute(0, 3, 1, 2).contiguous(), mask
-
-
-def propagate_hints(hint_ab: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Every pixel's ab from its nearby hints, by push-pull (a mean pyramid filled back from the coarse end):
-    hinted pixels keep their ab, the rest take the mean of the hints in the smallest enclosing pyramid cell,
-    blended bilinearly across levels; 0 (gray) without hints. A cheap, smooth nearest-hint fill for the network
-    to correct rather than to rediscover (input=fill)."""
-    pyramid = [(hint_ab * mask, mask)]
-    while min(pyramid[-1][1].shape[-2:]) > 1:
-        total, weight = pyramid[-1]
-        pyramid.append((F.avg_pool2d(total, 2, ceil_mode=True), F.avg_pool2d(weight, 2, ceil_mode=True)))
-    fill = None
-    for level, (total, weight) in enumerate(reversed(pyramid)):
-        mean = total / weight.clamp_min(1e-12)
-        if fill is None:
-            fill = mean
-            continue
-        coarse = F.interpolate(fill, size=mean.shape[-2:], mode="bilinear", align_corners=False)
-        # a cell holding at least one hinted pixel speaks for itself; an empty one takes the coarser fill
-        cells = 4 ** (len(pyramid) - 1 - level)
-        own = (weight * cells).clamp(max=1.0)
-        fill = own * mean + (1.0 - own) * coarse
-    return fill
-
-
-FADE_SIGMA = 48.0  # pixels: a hint's own colour reaches about 2 sigma, and fades to the network's prior beyond
-
-
-def hint_confidence(mask: torch.Tensor, sigma: float = FADE_SIGMA) -> torch.Tensor:
-    """How close each pixel is to a hint: exp(-d^2 / (2 sigma^2)) with d the distance in pixels to the nearest
-    hinted pixel (1 on hints, 0 without hints). A Gaussian max-convolution, separable into rows and columns,
-    computed at a quarter of the resolution (the confidence is smooth) and resized back."""
-    h, w = mask.shape[-2:]
-    coarse = F.max_pool2d(mask.float(), 4, ceil_mode=True)
-    radius = math.ceil(3 * sigma / 4)
-    kernel = torch.exp(-(torch.arange(-radius, radius + 1, device=mask.device) * 4.0) ** 2 / (2 * sigma**2))
-    for dim in (3, 2):  # rows, then columns: max over the product set of exp(-dx^2) exp(-dy^2) separates
-        pad = (radius, radius, 0, 0) if dim == 3 else (0, 0, radius, radius)
-        coarse = (F.pad(coarse, pad).unfold(dim, 2 * radius + 1, 1) * kernel).amax(-1)
-    fine = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
-    return torch.maximum(fine, mask.float()).clamp(max=1.0).to(mask.dtype)
 
 
 class NoHints:
