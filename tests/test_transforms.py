@@ -147,7 +147,7 @@ def test_the_fade_input_is_the_fill_faded_with_the_distance_to_the_hints():
     assert faded.shape == (1, 7, 256, 256) and torch.equal(faded[:, :4], fill[:, :4])
     assert torch.allclose(fill[0, 4:, 250, 250], torch.tensor([80.0, -30.0]) / 110.0)  # the fill: everywhere
     assert torch.allclose(faded[0, 4:6, 21, 21], fill[0, 4:, 21, 21]) and faded[0, 6, 21, 21] == 1  # on the hint
-    assert faded[0, 4:, 250, 250].abs().max() < 1e-3 and faded[0, 6, 250, 250] < 1e-3  # far away: gray, no trust
+    assert faded[0, 4:, 250, 250].abs().max() < 0.01 and faded[0, 6, 250, 250] < 0.01  # far away: gray, no trust
 
 
 def test_fixed_hints_depend_only_on_the_seed():
