@@ -82,6 +82,8 @@ def test_browser_a_click_is_one_request_and_the_swatches_follow_the_selected_hin
             page.set_input_files("#upload input[type=file]", CHELSEA)
             status = page.locator("#status")
             sync_api.expect(status).to_contain_text("0 hint(s)")
+            # the upload's own images finish loading before the click's are counted
+            page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
             events, images = [], []
             page.on("request", lambda r: events.append(r.url) if "/queue/join" in r.url else None)
             page.on("request", lambda r: images.append(r.url) if r.resource_type == "image" else None)
@@ -94,7 +96,7 @@ def test_browser_a_click_is_one_request_and_the_swatches_follow_the_selected_hin
             shown = "() => [...document.querySelectorAll('#suggestions .swatch')].map(e => e.textContent).join('|')"
             first = page.evaluate(shown)
             time.sleep(1)  # a second request, if any, would have started by now
-            assert len(events) == 1 and len(images) == 1 and images[0].endswith(".jpg")
+            assert len(events) == 1 and len(images) == 1 and images[0].endswith(".jpg"), (events, images)
 
             labels = page.locator("#suggestions .label")
             assert labels.count() == colorization_app.N_SUGGESTIONS

@@ -7,7 +7,7 @@ from importlib.resources import files
 REFERENCE = "reference"
 REFERENCE_FILE = "reference.pt"  # float16 weights, loadable with torch.load(weights_only=True)
 # set by experiments/export_reference.py
-REFERENCE_SHA256 = "985d65860364ee8aac95ea3533fd17d48a17b9af3fc9fb9ebf56b66fc8f620bd"
+REFERENCE_SHA256 = "8ac001b520e46c7961ecd5bbe8caf70453de94dae7467b4f0396cba4fcce7063"
 
 
 class WeightsError(ValueError):
