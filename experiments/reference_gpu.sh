@@ -22,7 +22,7 @@ small="--size 128 --batch-size 32 model.widths=[16,32,64,128]"
 run() { name=$1; shift; python3 -m experiments.train_reference --out "$work/$name" "$@" > "$work/$name.log" 2>&1; }
 run reference $common --size 256 --batch-size 32 &
 run a1_paper $common $small recipe=paper &
-run a2_paper_input $common $small input=paper &
+run a2_paper_input $common $small input=paper output=absolute &
 run a3_recipe $common $small &
 run a4_no_uniform_mix $common $small loss.uniform_mix=0 &
 run a5_lr_1e-2 $common $small optimizer.lr=0.01 &

@@ -129,7 +129,7 @@ def main():
     parser.add_argument("--val", type=int, default=48, help="photos held out for validation")
     parser.add_argument("--steps-per-epoch", type=int, default=200, help="steps between validations")
     parser.add_argument("--init", default=None, help="a checkpoint to start from (weights only)")
-    parser.add_argument("overrides", nargs="*", help="train.py options, e.g. input=fill optimizer.lr=1e-3")
+    parser.add_argument("overrides", nargs="*", help="train.py options, e.g. input=fade optimizer.lr=1e-3")
     args = parser.parse_intermixed_args()  # options and train.py overrides in any order
 
     register_resolvers()
