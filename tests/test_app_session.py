@@ -179,6 +179,7 @@ def test_thirty_sessions_leave_no_memory_or_files_behind(tiny_checkpoint, tmp_pa
     assert end - start < 2 * per_session + 20 * 2**20  # 30 sessions held would be 30 x per_session
 
 
+@pytest.mark.slow  # starts and kills an app process
 def test_a_killed_app_leaves_a_folder_the_next_start_removes(tmp_path):
     """`colorization-app` killed (SIGKILL) leaves its folder; the next start removes it, and a clean stop
     (SIGTERM) removes its own."""

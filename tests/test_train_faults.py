@@ -55,6 +55,7 @@ as_user = pytest.mark.skipif(not namespaces_work(AS_USER), reason="user namespac
 
 
 @as_user
+@pytest.mark.slow  # a train.py process each
 def test_unwritable_checkpoint_folder_fails_at_once(tmp_path):
     """Lightning ignores the PermissionError of each save: the run trained to the end, then failed (traceback)
     to test a checkpoint that was never written; with test=false it reported that checkpoint, exit 0."""
@@ -67,6 +68,7 @@ def test_unwritable_checkpoint_folder_fails_at_once(tmp_path):
 
 
 @as_user
+@pytest.mark.slow  # a train.py process each
 def test_read_only_output_folder_is_one_line(tmp_path):
     """Hydra's own error was a 32-line traceback ending in "Unable to configure handler 'file'"."""
     (tmp_path / "run").mkdir(mode=0o555)
@@ -130,6 +132,7 @@ def weights_only(resumable, tmp_path) -> str:
     return str(tmp_path / "weights.ckpt")
 
 
+@pytest.mark.slow  # a train.py process each
 @pytest.mark.parametrize("make, overrides, message", [
     (truncated, [], "not a colorization checkpoint"),
     (foreign, [], "not a colorization checkpoint (no network hyper-parameters)"),
@@ -154,6 +157,7 @@ class WritesAFile:
         return open, (self.path, "w")
 
 
+@pytest.mark.slow  # a train.py process each
 def test_resume_never_unpickles_code(tmp_path, resumable):
     """torch >= 2.2 (which pyproject allows) unpickles by default before 2.6, and
     TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 turns the default back even now: only an explicit weights_only=True holds."""
@@ -182,6 +186,7 @@ def test_resume_loads_with_weights_only(cfg_train, resumable, monkeypatch):
     assert len(calls) >= 3 and set(calls) == {True}, calls  # the check, the resume, the test of the best
 
 
+@pytest.mark.slow  # a train.py process each
 @pytest.mark.parametrize("overrides, message", [
     (["data=base"], "error: data=base: no such option; choose one of coco, coco_dir, images, sample"),
     (["modle=unet"], "error: unknown option modle; did you mean model?"),
