@@ -24,6 +24,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from colorization.checkpoint import read_checkpoint
 from colorization.data.decode import IMAGE_EXTENSIONS, DecodeError, load_rgb
 from colorization.data.gray import gray_measures, is_gray
 from colorization.hydra_utils import register_resolvers
@@ -108,7 +109,7 @@ class PhotoTensorData(L.LightningDataModule):
 def load_init(system, path: str):
     """Start from a checkpoint's weights. A network given more input channels than the checkpoint's (input=fill
     -> fade) starts with zero weights on the new ones, so it first computes what the checkpoint computed."""
-    state, own = torch.load(path, map_location="cpu", weights_only=True)["state_dict"], system.state_dict()
+    state, own = read_checkpoint(path)["state_dict"], system.state_dict()
     for key, value in state.items():
         wider = own[key].shape[1] - value.shape[1] if value.dim() == 4 and key in own else 0
         if wider > 0 and own[key].shape[0] == value.shape[0]:
