@@ -94,7 +94,9 @@ def check_options(methods, settings, image_size: int):
 
 
 @dataclass
-class Prediction:
+class BatchResult:
+    """One method's colours for one batch of photos at one hint setting."""
+
     positions: list[int]  # each photo's position in the evaluated file list (its hint seed)
     rgb: torch.Tensor  # (B, 3, H, W) uint8, the truth
     batch: Batch
@@ -106,7 +108,7 @@ class Prediction:
 
 def predict(model: InferenceModel | None, methods, settings, paths, positions=None, image_size=256, resize="crop",
             seed=0, batch_size=8, num_workers=0, device="cpu", progress=True):
-    """Yield a Prediction per batch x setting x method; every method of a setting gets the same hints."""
+    """Yield a BatchResult per batch x setting x method; every method of a setting gets the same hints."""
     positions = list(range(len(paths))) if positions is None else positions
     loader = DataLoader(ImageFiles(paths, image_size, resize), batch_size=batch_size, num_workers=num_workers,
                         collate_fn=collate)
@@ -123,7 +125,7 @@ def predict(model: InferenceModel | None, methods, settings, paths, positions=No
                 batch = prepare_batch(rgb, hint_sampler(setting), seeds)
                 for method in methods:
                     ab, accuracy = _colorize(model, method, batch)
-                    yield Prediction(where, rgb, batch, setting, method, ab, accuracy)
+                    yield BatchResult(where, rgb, batch, setting, method, ab, accuracy)
             bar.update(len(data["rgb"]) + len(data["errors"]))
 
 
@@ -131,9 +133,10 @@ def predict(model: InferenceModel | None, methods, settings, paths, positions=No
 def _colorize(model: InferenceModel | None, method: str, batch: Batch):
     if method != "model":
         return METHODS[method](batch["L"], batch["hint_ab"], batch["mask"]), None
-    ab, logits = model.predict(batch["L"], batch["hint_ab"], batch["mask"])
+    prediction = model.predict(batch["L"], batch["hint_ab"], batch["mask"])
     target = ab_to_bins(batch["ab"], model.n_bins, *model.ab_range)
-    return ab, bin_accuracy(logits, target).mean(dim=(1, 2, 3))  # the paper's accuracy: a and b pooled
+    accuracy = bin_accuracy(prediction.logits(), target).mean(dim=(1, 2, 3))  # the paper's: a and b pooled
+    return prediction.ab, accuracy
 
 
 def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
@@ -169,7 +172,7 @@ def evaluate(model: InferenceModel | None, methods, settings, paths, save_dir: s
     return rows
 
 
-def _save_panel(save_dir, row, p: Prediction, i: int) -> str:
+def _save_panel(save_dir, row, p: BatchResult, i: int) -> str:
     from PIL import Image
 
     stem = os.path.splitext(os.path.basename(row["image"]))[0]

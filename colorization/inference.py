@@ -20,7 +20,14 @@ from colorization.data.decode import MAX_PIXELS, load_rgb
 from colorization.hint_file import Hint, check_inside, to_hex
 from colorization.models import SIZE_MULTIPLE, build_backbone, check_image_size, fold_batchnorm
 from colorization.transforms import bins_to_ab, decode_logits, merge_l_ab, rgb_to_lab
-from colorization.transforms.encoding import INPUTS, absolute_logits, make_input
+from colorization.transforms.encoding import (
+    INPUTS,
+    absolute_logits,
+    fill_shift,
+    make_input,
+    shift_distribution,
+    shifted_mean,
+)
 from colorization.weights import REFERENCE
 
 DEFAULT_SIZE = 256  # the network's input size when the checkpoint does not say what it was trained at
@@ -29,6 +36,29 @@ DEFAULT_SIZE = 256  # the network's input size when the checkpoint does not say 
 def bf16_native(device: torch.device) -> bool:
     """Whether this device computes bfloat16 natively (CPUs with AMX / AVX512-BF16), where inference in it pays."""
     return device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+
+
+@dataclass
+class Prediction:
+    """A network's colours: the decoded ab, and the distribution over ab bins behind them, built on demand (for
+    every pixel it costs more than the network on a CPU; evaluation's accuracy and the app's suggestions at one
+    point ask for it)."""
+
+    ab: torch.Tensor  # (B, 2, H, W)
+    net_logits: torch.Tensor  # (B, 2, n, H, W) as the network gives them (bfloat16 where it ran in it)
+    shift_ab: torch.Tensor | None  # (B, 2, H, W): the fill they correct (output=residual); None for absolute
+    ab_range: tuple[float, float]
+
+    def logits(self, rows: slice = slice(None), cols: slice = slice(None)) -> torch.Tensor:
+        """Logits over ab bins (B, 2, n, h, w) of the grid cells [rows, cols] (all by default)."""
+        logits = self.net_logits[..., rows, cols].float()
+        if self.shift_ab is None:
+            return logits
+        return shift_distribution(logits, self.shift_ab[..., rows, cols], *self.ab_range)
+
+    def cpu(self) -> "Prediction":
+        return Prediction(self.ab.cpu(), self.net_logits.cpu(), None if self.shift_ab is None else self.shift_ab.cpu(),
+                          self.ab_range)
 
 
 class InferenceModel:
@@ -66,15 +96,20 @@ class InferenceModel:
         return next(self.net.parameters()).device
 
     @torch.no_grad()
-    def predict(self, L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(L (B, 1, H, W), hint_ab (B, 2, H, W), mask (B, 1, H, W)) -> (ab (B, 2, H, W), logits (B, 2, n, H, W),
-        float32), on the model's device."""
+    def predict(self, L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor) -> Prediction:
+        """(L (B, 1, H, W), hint_ab (B, 2, H, W), mask (B, 1, H, W)) -> its `Prediction`, on the model's device."""
         x = make_input(*(t.to(self.device) for t in (L, hint_ab, mask)), self.input_encoding)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", torch.bfloat16, enabled=self.bf16 and bf16_native(x.device)):
-            logits = absolute_logits(self.net(x).float(), x, self.output, *self.ab_range)
-        return decode_logits(logits, self.decode, self.temperature, *self.ab_range), logits
+            net_logits = self.net(x)
+        shift = fill_shift(x, self.output)
+        if shift is not None and self.decode == "expectation":
+            ab = shifted_mean(net_logits, shift, *self.ab_range)  # without building the distribution
+        else:
+            ab = decode_logits(absolute_logits(net_logits.float(), x, self.output, *self.ab_range), self.decode,
+                               self.temperature, *self.ab_range)
+        return Prediction(ab, net_logits, shift, self.ab_range)
 
 
 def load_model(path: str | None = REFERENCE, device="cpu") -> InferenceModel:
@@ -163,11 +198,10 @@ class Colorizer:
             mask[0, :, rows, cols] = 1.0
         return hint_ab, mask
 
-    def predict(self, photo: Photo, hints: list[Hint]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ab (1, 2, h, w), logits (1, 2, n, h, w)) on the photo's network grid; the app reads the logits for its
+    def predict(self, photo: Photo, hints: list[Hint]) -> Prediction:
+        """The prediction on the photo's network grid, on the CPU; the app reads its distribution for its
         suggestions without a second forward pass."""
-        ab, logits = self.model.predict(photo.L_net, *self.hint_grid(photo, hints))
-        return ab.cpu(), logits.cpu()
+        return self.model.predict(photo.L_net, *self.hint_grid(photo, hints)).cpu()
 
     @torch.no_grad()
     def render(self, L: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
@@ -179,15 +213,16 @@ class Colorizer:
     def colorize(self, photo: Photo, hints: list[Hint] = ()) -> np.ndarray:
         """The full-resolution result, uint8 (H, W, 3)."""
         check_inside(hints, photo.width, photo.height)
-        return self.render(photo.L, self.predict(photo, list(hints))[0])
+        return self.render(photo.L, self.predict(photo, list(hints)).ab)
 
-    def suggestions(self, photo: Photo, logits: torch.Tensor, x: int, y: int, k: int = 6) -> list[tuple[str, float]]:
+    def suggestions(self, photo: Photo, prediction: Prediction, x: int, y: int,
+                    k: int = 6) -> list[tuple[str, float]]:
         """The k most likely colours at pixel (x, y): (hex at that pixel's L, probability), best first.
 
         The network predicts a and b independently, so the joint is the outer product of the two marginals.
         """
         row, col = photo.grid_cell(x, y)
-        p_a, p_b = logits[0, :, :, row, col].float().softmax(dim=-1)  # (n,), (n,)
+        p_a, p_b = prediction.logits(slice(row, row + 1), slice(col, col + 1))[0, :, :, 0, 0].softmax(dim=-1)
         n = p_a.numel()
         joint = (p_a[:, None] * p_b[None, :]).flatten()
         top = joint.topk(min(k, joint.numel()))

@@ -37,15 +37,18 @@ PAGE_SCRIPT = """() => {
   window.benchNextResult = () => {
     const before = document.querySelector('#result img')?.src;
     return new Promise(resolve => {
-      const poll = () => {
+      const check = () => {
         const img = document.querySelector('#result img');
-        if (img && img.src !== before && img.complete && img.naturalWidth > 0) {
-          img.decode().catch(() => {}).then(() => requestAnimationFrame(() => resolve(performance.now())));
-        } else {
-          requestAnimationFrame(poll);
-        }
+        if (!img || img.src === before) return false;
+        observer.disconnect();
+        img.decode().catch(() => {}).then(() => requestAnimationFrame(() => resolve(performance.now())));
+        return true;
       };
-      poll();
+      // woken by the page's own changes, not by polling every frame: the page does what it does for a person
+      const observer = new MutationObserver(check);
+      observer.observe(document.querySelector('#result'), {subtree: true, childList: true, attributes: true,
+                                                           attributeFilter: ['src']});
+      check();
     });
   };
 }"""

@@ -75,7 +75,7 @@ def main(argv=None):
         megapixels = args.width * args.height / 1e6
         print(f"\n## Full resolution, {args.width}x{args.height} ({megapixels:.0f} MP) JPEG, resunet, ms (p50 of 3)\n")
         photo = colorizer.load_photo(path)
-        ab = colorizer.predict(photo, HINTS)[0]
+        ab = colorizer.predict(photo, HINTS).ab
         rgb = colorizer.render(photo.L, ab)
         stages = {
             "decode + L (load_photo)": lambda: colorizer.load_photo(path),

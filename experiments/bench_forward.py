@@ -106,6 +106,6 @@ def bf16_error(system: ColorizationSystem, batch: dict) -> dict:
     folded) after decoding."""
     system.eval()
     reference = system.decode(system(system.batch_input(batch)))
-    ab = system.inference_model().predict(batch["L"], batch["hint_ab"], batch["mask"])[0]
+    ab = system.inference_model().predict(batch["L"], batch["hint_ab"], batch["mask"]).ab
     difference = (ab - reference).abs().flatten()
     return {"mean": difference.mean().item(), "p99": difference.quantile(0.99).item(), "max": difference.max().item()}

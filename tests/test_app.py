@@ -52,12 +52,12 @@ def test_click_move_recolour_remove_undo_export(colorizer, large_photo, tmp_path
     app = colorization_app
     session = app.open_upload(colorizer, large_photo, 10**7, 10**8)
     assert session.L_preview.shape[-2:] == (461, 768)  # the longer side at PREVIEW
-    first_ab = session.ab.clone()
+    first_ab = session.prediction.ab.clone()
     session = app.click(colorizer, session, 384, 230, app.ADD, 31)
     (hint,) = session.hints
     assert (hint.x, hint.y, hint.size) == (500, 300, 31)  # (384.5 * 1000 / 768, 230.5 * 1000 / 768)
     assert hint.hex == session.suggestions[0][0]  # a new hint starts as the most likely colour there
-    assert not torch.equal(session.ab, first_ab)
+    assert not torch.equal(session.prediction.ab, first_ab)
     session = app.click(colorizer, session, 10, 20, app.MOVE, 31)
     assert [(h.x, h.y) for h in session.hints] == [(13, 26)]  # (10.5, 20.5) * 1000 / 768
     session = app.restyle(colorizer, session, color="#00ff00", size=5)
@@ -73,20 +73,20 @@ def test_click_move_recolour_remove_undo_export(colorizer, large_photo, tmp_path
     assert Image.open(files[0]).size == (1000, 600)
     assert read_hints(files[1]) == session.hints
     session = app.clear(colorizer, session)
-    assert session.hints == [] and torch.equal(session.ab, first_ab)
+    assert session.hints == [] and torch.equal(session.prediction.ab, first_ab)
 
 
 def test_suggestions_are_the_joint_of_the_a_and_b_marginals(colorizer):
     photo = colorizer.load_photo(CHELSEA)
-    _, logits = colorizer.predict(photo, [])
-    n = logits.shape[2]
-    every = colorizer.suggestions(photo, logits, 100, 50, k=n * n)
+    prediction = colorizer.predict(photo, [])
+    n = prediction.net_logits.shape[2]
+    every = colorizer.suggestions(photo, prediction, 100, 50, k=n * n)
     probabilities = [p for _, p in every]
     assert sum(probabilities) == pytest.approx(1.0, abs=1e-4)  # outer product of two distributions
     assert probabilities == sorted(probabilities, reverse=True)
-    top = colorizer.suggestions(photo, logits, 100, 50, k=3)
+    top = colorizer.suggestions(photo, prediction, 100, 50, k=3)
     row, col = photo.grid_cell(100, 50)
-    p_a, p_b = logits[0, :, :, row, col].softmax(-1)
+    p_a, p_b = prediction.logits()[0, :, :, row, col].softmax(-1)  # the whole grid's distribution, at that cell
     assert top[0][1] == pytest.approx((p_a.max() * p_b.max()).item())
     assert all(len(color) == 7 and color.startswith("#") for color, _ in top)
 

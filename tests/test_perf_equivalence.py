@@ -123,9 +123,10 @@ def test_predict_runs_bf16_where_native_and_float32_when_switched_off():
     model = system.inference_model()
     with torch.no_grad():
         reference = system(system.batch_input(batch))
-        ab, fast = model.predict(batch["L"], batch["hint_ab"], batch["mask"])
+        prediction = model.predict(batch["L"], batch["hint_ab"], batch["mask"])
+        ab, fast = prediction.ab, prediction.logits()
         model.bf16 = False
-        _, plain = model.predict(batch["L"], batch["hint_ab"], batch["mask"])
+        plain = model.predict(batch["L"], batch["hint_ab"], batch["mask"]).logits()
     assert fast.dtype == torch.float32
     assert torch.allclose(plain, reference, atol=1e-4, rtol=1e-4)  # folded BatchNorm: float rounding only
     assert (fast - reference).abs().max() < 0.02 * reference.abs().max()
@@ -164,7 +165,7 @@ def test_inference_copy_with_folded_batchnorm_gives_the_same_logits(name):
     L, hint_ab = torch.rand(2, 1, 32, 32, generator=generator) * 100, torch.randn(2, 2, 32, 32, generator=generator)
     mask = (torch.rand(2, 1, 32, 32, generator=generator) < 0.1).float()
     with torch.no_grad():
-        assert torch.allclose(folded.predict(L, hint_ab, mask)[1], system(system.encode(L, hint_ab, mask)),
+        assert torch.allclose(folded.predict(L, hint_ab, mask).logits(), system(system.encode(L, hint_ab, mask)),
                               atol=1e-4, rtol=1e-4)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.net.modules())
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in system.modules())  # the original is untouched

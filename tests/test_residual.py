@@ -7,7 +7,7 @@ from colorization.evaluation import fill_hints
 from colorization.system import ColorizationSystem
 from colorization.transforms import PointHints, decode_logits, prepare_batch
 from colorization.transforms.bins import bin_centers
-from colorization.transforms.encoding import shift_distribution
+from colorization.transforms.encoding import shift_distribution, shifted_mean
 
 
 def test_shift_moves_the_mean_by_the_shift_and_keeps_the_mass():
@@ -22,6 +22,17 @@ def test_shift_moves_the_mean_by_the_shift_and_keeps_the_mass():
     assert torch.allclose(shift_distribution(logits, torch.zeros_like(shift)).exp(), logits.softmax(dim=2), atol=1e-6)
     edge = shift_distribution(logits, torch.full_like(shift, 500.0)).exp()  # far beyond the range: all in the end
     assert torch.allclose(edge[:, :, -1], torch.ones(2, 2, 4, 4), atol=1e-5)
+    below = shift_distribution(logits, torch.full_like(shift, -500.0)).exp()  # and below it: all in the first
+    assert torch.allclose(below[:, :, 0], torch.ones(2, 2, 4, 4), atol=1e-5)
+
+
+def test_the_shifted_mean_is_the_mean_of_the_shifted_distribution_at_the_edges_too():
+    generator = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 2, 32, 6, 6, generator=generator) * 3.0  # mass in every bin, the end ones too
+    shift = (torch.rand(2, 2, 6, 6, generator=generator) - 0.5) * 400.0  # most of them push mass off the range
+    expected = decode_logits(shift_distribution(logits, shift), "expectation")
+    assert torch.allclose(shifted_mean(logits, shift), expected, atol=1e-3)
+    assert not torch.allclose(expected, decode_logits(logits, "expectation") + shift, atol=1.0)  # clamping mattered
 
 
 def test_a_residual_system_that_predicts_no_correction_gives_the_fill():
@@ -33,9 +44,11 @@ def test_a_residual_system_that_predicts_no_correction_gives_the_fill():
     rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     batch = prepare_batch(rgb, PointHints(n_points=5, min_size=3, max_size=3), seeds=torch.tensor([0, 1]))
     fill = fill_hints(batch["L"], batch["hint_ab"], batch["mask"])
-    ab, _ = system.inference_model().predict(batch["L"], batch["hint_ab"], batch["mask"])
+    prediction = system.inference_model().predict(batch["L"], batch["hint_ab"], batch["mask"])
     assert fill.abs().amax() > 5  # hints there, or the check proves little
-    assert torch.allclose(ab, fill, atol=0.05)
+    assert torch.allclose(prediction.ab, fill, atol=0.05)
+    # decoded without building the distribution (`shifted_mean`), yet the distribution's own mean
+    assert torch.allclose(prediction.ab, decode_logits(prediction.logits(), "expectation"), atol=1e-3)
 
 
 def test_a_fade_residual_system_without_correction_gives_the_faded_fill():
@@ -46,7 +59,7 @@ def test_a_fade_residual_system_without_correction_gives_the_faded_fill():
     system.net.forward = lambda x: no_correction.expand(x.shape[0], 2, 32, *x.shape[-2:])
     L, hint_ab, mask = torch.full((1, 1, 256, 256), 50.0), torch.zeros(1, 2, 256, 256), torch.zeros(1, 1, 256, 256)
     hint_ab[0, :, 20:23, 20:23], mask[0, 0, 20:23, 20:23] = torch.tensor([60.0, 40.0]).view(2, 1, 1), 1
-    ab, _ = system.inference_model().predict(L, hint_ab, mask)
+    ab = system.inference_model().predict(L, hint_ab, mask).ab
     assert torch.allclose(ab[0, :, 21, 21], torch.tensor([60.0, 40.0]), atol=1.0)
     assert ab[0, :, 240, 240].abs().max() < 1.0  # the fill (60, 40) there too; the fade takes it to gray
 

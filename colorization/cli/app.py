@@ -37,7 +37,7 @@ from colorization.checkpoint import CheckpointError
 from colorization.data.decode import DecodeError
 from colorization.hint_file import Hint, hints_json, parse_color, to_hex
 from colorization.image_io import save_image
-from colorization.inference import Colorizer, Photo, resize_L
+from colorization.inference import Colorizer, Photo, Prediction, resize_L
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: it reads it once
 import gradio as gr  # noqa: E402
@@ -67,8 +67,7 @@ class Session:
     hints: list[Hint] = field(default_factory=list)
     history: list[list[Hint]] = field(default_factory=list)  # earlier hint lists, for undo
     selected: int | None = None
-    ab: torch.Tensor | None = None  # the latest prediction on the network grid
-    logits: torch.Tensor | None = None
+    prediction: Prediction | None = None  # the latest, on the network grid
     # The likely colours at each clicked point, from the prediction before that click's edit (what the model
     # believes there without a hint there); the swatches show the selected hint's.
     suggestions_at: dict[tuple[int, int], list[tuple[str, float]]] = field(default_factory=dict)
@@ -112,7 +111,7 @@ def open_upload(colorizer: Colorizer, path: str, max_bytes: int, max_pixels: int
 
 def recolorize(colorizer: Colorizer, session: Session) -> Session:
     start = time.perf_counter()
-    session.ab, session.logits = colorizer.predict(session.photo, session.hints)
+    session.prediction = colorizer.predict(session.photo, session.hints)
     session.seconds = time.perf_counter() - start
     return session
 
@@ -134,7 +133,7 @@ def click(colorizer: Colorizer, session: Session, px: int, py: int, mode: str, s
     x = min(session.photo.width - 1, int((px + 0.5) * session.scale))
     y = min(session.photo.height - 1, int((py + 0.5) * session.scale))
     # Suggestions from the prediction before this edit: what the model believes there without a hint.
-    likely = colorizer.suggestions(session.photo, session.logits, x, y, N_SUGGESTIONS)
+    likely = colorizer.suggestions(session.photo, session.prediction, x, y, N_SUGGESTIONS)
     session.suggestions_at[(x, y)] = likely
     hints = list(session.hints)
     if mode == MOVE and session.selected is not None:
@@ -187,7 +186,7 @@ def export(colorizer: Colorizer, session: Session, folder: str) -> list[str]:
     """The full-resolution result and the hints, named after the photo, for download."""
     stem = os.path.splitext(session.photo.name)[0] or "photo"
     image_path, hints_path = (os.path.join(folder, f"{stem}-{suffix}") for suffix in ("colorized.png", "hints.json"))
-    save_image(colorizer.render(session.photo.L, session.ab), image_path)
+    save_image(colorizer.render(session.photo.L, session.prediction.ab), image_path)
     with open(hints_path, "w", encoding="utf-8") as f:
         f.write(hints_json(session.hints))
     return [image_path, hints_path]
@@ -229,7 +228,7 @@ def close_session(session: Session | None) -> None:
             os.rmdir(os.path.dirname(path))  # Gradio's folder for this upload, when empty
         except OSError:  # already removed, or in use by another upload
             pass
-    session.photo = session.L_preview = session.ab = session.logits = None  # Gradio may still hold the session
+    session.photo = session.L_preview = session.prediction = None  # Gradio may still hold the session
     gc.collect()
     release_freed_memory()
 
@@ -294,7 +293,7 @@ def view(colorizer: Colorizer, session: Session | None, message: str = "") -> di
               f"{grid_w}x{grid_h}, {len(session.hints)} hint(s), "
               f"re-colorized in {session.seconds * 1000:.0f} ms")
     return {"canvas": gr.update(marks=markers(session), selected=-1 if selected is None else session.selected),
-            "result": session.ab,  # a tensor here, an image file once it is sent
+            "result": session.prediction.ab,  # a tensor here, an image file once it is sent
             "hints": gr.update(choices=labels, value=labels[session.selected] if selected else None),
             "color": selected.hex if selected else gr.update(), "size": selected.size if selected else gr.update(),
             "suggestions": swatches_html(session), "status": f"{message} {status}".strip()}
@@ -317,7 +316,7 @@ def changed(colorizer: Colorizer, session: Session | None, values: dict) -> list
             continue
         session.sent[name] = value
         if name == "result":
-            value = serve_result(session, colorizer.render(session.L_preview, session.ab))
+            value = serve_result(session, colorizer.render(session.L_preview, session.prediction.ab))
         outputs.append(value)
     return outputs
 

@@ -1,12 +1,15 @@
 """The network's input and output conventions: what `input=` feeds it, what `output=` its logits are over.
 
-Read from the system (and `InferenceModel`): `make_input` before the network, `absolute_logits` after it.
+Read from the system (and `InferenceModel`): `make_input` before the network, `absolute_logits` after it
+(`shifted_mean` where only the expectation of a residual output is needed).
 """
 
 import math
 
 import torch
 import torch.nn.functional as F
+
+from colorization.transforms.bins import bin_centers
 
 L_SCALE = 50.0  # L / 50 - 1 -> [-1, 1]
 AB_SCALE = 110.0  # ab / 110 -> about [-1, 1]
@@ -86,17 +89,33 @@ def hint_confidence(mask: torch.Tensor, sigma: float = FADE_SIGMA) -> torch.Tens
     return torch.maximum(fine, mask.float()).clamp(max=1.0).to(mask.dtype)
 
 
+def fill_shift(x: torch.Tensor, output: str) -> torch.Tensor | None:
+    """What the network's distribution is moved by, in ab (B, 2, H, W): the fill in its input `x` for
+    output=residual (`make_input`'s input=fill or fade, channels 4 and 5), None for output=absolute."""
+    if output == "absolute":
+        return None
+    if output != "residual":
+        raise ValueError(f"output={output!r}: expected one of {', '.join(OUTPUTS)}")
+    return x[:, 4:6].float() * AB_SCALE
+
+
 def absolute_logits(logits: torch.Tensor, x: torch.Tensor, output: str, low: float = -128.0,
                     high: float = 128.0) -> torch.Tensor:
     """The network's logits over ab. output=residual: the network predicts the correction to the fill in its
-    input `x` (`make_input`'s input=fill or fade, channels 4 and 5), so its distribution is moved by the fill
-    (`shift_distribution`): a network that predicts "no correction" scores what the fill scores, and without
-    hints (fill 0) nothing moves."""
-    if output == "absolute":
-        return logits
-    if output != "residual":
-        raise ValueError(f"output={output!r}: expected one of {', '.join(OUTPUTS)}")
-    return shift_distribution(logits, x[:, 4:6].float() * AB_SCALE, low, high)  # channels 4, 5: the fill
+    input `x`, so its distribution is moved by the fill (`shift_distribution`): a network that predicts "no
+    correction" scores what the fill scores, and without hints (fill 0) nothing moves."""
+    shift = fill_shift(x, output)
+    return logits if shift is None else shift_distribution(logits, shift, low, high)
+
+
+def _moved_bins(n: int, shift_ab: torch.Tensor, low: float, high: float):
+    """Where `shift_distribution` puts each bin's mass: (first, second, frac), the two target bins
+    (B, 2, n, H, W) and the share of the second (B, 2, 1, H, W)."""
+    steps = (shift_ab.float() * (n / (high - low))).unsqueeze(2)  # in bins
+    whole = steps.floor()
+    first = torch.arange(n, device=shift_ab.device).view(1, 1, n, 1, 1) + whole.long()
+    # clamped after adding 1: mass moved below or above the range stays whole in the end bin
+    return first.clamp(0, n - 1), (first + 1).clamp(0, n - 1), steps - whole
 
 
 def shift_distribution(logits: torch.Tensor, shift_ab: torch.Tensor, low: float = -128.0,
@@ -105,12 +124,18 @@ def shift_distribution(logits: torch.Tensor, shift_ab: torch.Tensor, low: float 
     same distribution moved by shift_ab (B, 2, H, W) ab units: each bin's mass split linearly between the two bins
     the shift lands it between, mass beyond the range kept in the end bins. Its mean moves by exactly shift_ab
     inside the range; a shift of 0 leaves the distribution as it is."""
-    n = logits.shape[2]
     probs = logits.float().softmax(dim=2)
-    steps = (shift_ab.float() * (n / (high - low))).unsqueeze(2)  # in bins, (B, 2, 1, H, W)
-    whole, frac = steps.floor(), steps - steps.floor()
-    first = (torch.arange(n, device=logits.device).view(1, 1, n, 1, 1) + whole.long()).clamp(0, n - 1)
-    second = (first + 1).clamp(0, n - 1)
-    # an index below the range clamps both to bin 0 and an index above to bin n-1: the mass stays in the end bin
+    first, second, frac = _moved_bins(logits.shape[2], shift_ab, low, high)
     moved = torch.zeros_like(probs).scatter_add_(2, first, probs * (1.0 - frac)).scatter_add_(2, second, probs * frac)
     return moved.clamp_min(1e-12).log()
+
+
+def shifted_mean(logits: torch.Tensor, shift_ab: torch.Tensor, low: float = -128.0,
+                 high: float = 128.0) -> torch.Tensor:
+    """The mean (ab, B x 2 x H x W) of `shift_distribution(logits, shift_ab)` without building it: each bin's
+    centre moved by the shift and held inside the end bins' centres (where the split leaves mass beyond the
+    range), weighted by the bin's probability. A third of the work: the expectation decoding of output=residual."""
+    centres = bin_centers(logits.shape[2], low, high, logits.device)
+    moved = (centres + shift_ab.float().unsqueeze(-1)).clamp_(centres[0], centres[-1])  # (B, 2, H, W, n)
+    # bins last: the layout a channels-last network gives them in, where softmax needs no copy
+    return (logits.movedim(2, -1).softmax(dim=-1, dtype=torch.float32) * moved).sum(dim=-1)
