@@ -29,6 +29,7 @@ from colorization.transforms import (
     PointHints,
     ab_to_bins,
     colourfulness,
+    edge_aware_fill,
     merge_l_ab,
     prepare_batch,
     propagate_hints,
@@ -66,7 +67,7 @@ def fill_hints(L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor) -> to
     return propagate_hints(hint_ab, mask)
 
 
-METHODS = {"model": None, **BASELINES, "nearest": nearest_hint, "fill": fill_hints}
+METHODS = {"model": None, **BASELINES, "nearest": nearest_hint, "fill": fill_hints, "edge": edge_aware_fill}
 
 
 EVAL_PATCH = 6  # Zhang et al. 2017's evaluation (test_sweep.py): every point a 6x6 patch

@@ -16,6 +16,7 @@ from colorization.transforms import (
     bins_to_ab,
     class_weights,
     decode_logits,
+    edge_aware_fill,
     fixed_hints,
     hint_confidence,
     make_input,
@@ -24,6 +25,7 @@ from colorization.transforms import (
     rgb_to_lab,
 )
 from colorization.transforms.color import lab_to_rgb
+from colorization.transforms.encoding import _recursive_filter
 
 
 def random_ab(b=4, h=64, w=64, seed=0):
@@ -148,6 +150,44 @@ def test_the_fade_input_is_the_fill_faded_with_the_distance_to_the_hints():
     assert torch.allclose(fill[0, 4:, 250, 250], torch.tensor([80.0, -30.0]) / 110.0)  # the fill: everywhere
     assert torch.allclose(faded[0, 4:6, 21, 21], fill[0, 4:, 21, 21]) and faded[0, 6, 21, 21] == 1  # on the hint
     assert faded[0, 4:, 250, 250].abs().max() < 0.01 and faded[0, 6, 250, 250] < 0.01  # far away: gray, no trust
+
+
+def test_the_recursive_filter_is_the_pixel_by_pixel_recurrence():
+    """The blocked scan against the domain transform's passes written out one pixel at a time."""
+    def one_pixel_at_a_time(signal, weight, dim):
+        signal = signal.clone()
+        for i in range(1, signal.shape[dim]):
+            current = signal.select(dim, i)
+            current.add_(weight.select(dim, i) * (signal.select(dim, i - 1) - current))
+        for i in range(signal.shape[dim] - 2, -1, -1):
+            current = signal.select(dim, i)
+            current.add_(weight.select(dim, i + 1) * (signal.select(dim, i + 1) - current))
+        return signal
+
+    generator = torch.Generator().manual_seed(0)
+    signal = torch.randn(2, 3, 37, 45, generator=generator)  # not multiples of the block size
+    weight = torch.rand(2, 1, 37, 45, generator=generator) ** 0.2
+    weight[weight < 0.3] = 0.0  # edges that stop everything
+    for dim in (3, 2):
+        assert torch.allclose(_recursive_filter(signal, weight, dim), one_pixel_at_a_time(signal, weight, dim),
+                              atol=1e-4)
+
+
+def test_the_edge_aware_fill_stops_at_edges_where_push_pull_crosses_them():
+    L = torch.full((1, 1, 64, 64), 30.0)
+    L[..., 32:] = 80.0  # a bright right half
+    hint_ab, mask = torch.zeros(1, 2, 64, 64), torch.zeros(1, 1, 64, 64)
+    hint_ab[0, :, 10:12, 4:6], mask[0, 0, 10:12, 4:6] = torch.tensor([60.0, 20.0]).view(2, 1, 1), 1
+    hint_ab[0, :, 50:52, 58:60], mask[0, 0, 50:52, 58:60] = torch.tensor([-40.0, -30.0]).view(2, 1, 1), 1
+    fill, push_pull = edge_aware_fill(L, hint_ab, mask), propagate_hints(hint_ab, mask)
+    left, right = fill[0, :, 50, 28], fill[0, :, 10, 36]  # each beside the edge, nearer the other side's hint
+    assert torch.allclose(left, torch.tensor([60.0, 20.0]), atol=2.0)
+    assert torch.allclose(right, torch.tensor([-40.0, -30.0]), atol=2.0)
+    assert (push_pull[0, :, 50, 28] - left).abs().max() > 10  # push-pull mixes them there
+    assert torch.equal(fill * mask, hint_ab * mask)  # hints keep their own colour
+    assert edge_aware_fill(L, hint_ab, torch.zeros_like(mask)).abs().max() == 0  # no hints: gray
+    x = make_input(L, hint_ab, mask, "edge")
+    assert x.shape == (1, 7, 64, 64) and torch.equal(x[:, 6:], make_input(L, hint_ab, mask, "fade")[:, 6:])
 
 
 def test_fixed_hints_depend_only_on_the_seed():
