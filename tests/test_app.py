@@ -40,7 +40,7 @@ def large_photo(tmp_path_factory) -> str:
 def test_uploads_that_cannot_be_used_get_a_message(colorizer, tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("not an image")
-    with pytest.raises(colorization_app.UploadError, match=r"^notes.png: UnidentifiedImageError"):
+    with pytest.raises(colorization_app.UploadError, match=r"^notes.png: cannot identify image file$"):
         colorization_app.open_upload(colorizer, str(text), 10**7, 10**8)
     with pytest.raises(colorization_app.UploadError, match=r"chelsea.png: 0.2 MB is over the 0.1 MB limit"):
         colorization_app.open_upload(colorizer, CHELSEA, 100_000, 10**8)

@@ -91,7 +91,7 @@ def bad_inputs(tmp_path):
 
 @pytest.mark.parametrize("photo, hints, ckpt, expected", [
     ("nothere.png", None, None, "nothere.png: no such file"),
-    ("broken.png", None, None, "broken.png: UnidentifiedImageError"),
+    ("broken.png", None, None, "broken.png: cannot identify image file"),
     (None, "outside.json", None, "outside.json: hint 1 at (451, 10) is outside the 451x300 image"),
     (None, "colour.json", None, "colour.json: hint 1: invalid colour 'reddish'"),
     (None, "channel.json", None, "channel.json: hint 1: invalid colour [255, 0, 300]"),

@@ -84,7 +84,8 @@ def load_rgb(path: str, max_pixels: int = MAX_PIXELS, draft_size: int | None = N
     except DecodeError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise DecodeError(f"{path}: {type(error).__name__}: {error}") from None
+        reason = str(error).replace(f" '{path}'", "").strip()  # Pillow's own words, without the path again
+        raise DecodeError(f"{path}: {reason or type(error).__name__}") from None
 
 
 def decode_image(path: str, size: int, resize: str = "crop", max_pixels: int = MAX_PIXELS) -> torch.Tensor:
