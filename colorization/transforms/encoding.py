@@ -117,9 +117,9 @@ def edge_aware_fill(L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor, 
     """Every pixel's ab from the hints that reach it along the photo without crossing its edges: the hints and their
     mask smoothed by the domain-transform recursive filter guided by lightness (Gastal and Oliveira 2011, three
     horizontal and vertical iterations), then divided (normalized convolution); where no hint reaches, push-pull.
-    Computed at half resolution and resized back (a quarter of the work, and on CBSD68 it scored as well as full
-    resolution); hinted pixels keep their own ab. Kornia's guided filter of the push-pull fill, the library
-    alternative, gained 0.1 dB over push-pull where this gains 0.5 (10 points) and 0.7 (100)."""
+    Computed at half resolution and resized back (a quarter of the work, and it scored as well as full resolution);
+    hinted pixels keep their own ab. Hand-written: Kornia's guided filter of the push-pull fill, the library
+    alternative, hardly changed push-pull's scores (README, "Hints and the network's input")."""
     weight = F.avg_pool2d(mask.float(), 2, ceil_mode=True)  # the share of each half-resolution pixel hinted
     hints = F.avg_pool2d(hint_ab.float() * mask, 2, ceil_mode=True)
     lightness = F.avg_pool2d(L.float(), 2, ceil_mode=True)

@@ -7,7 +7,7 @@ from importlib.resources import files
 REFERENCE = "reference"
 REFERENCE_FILE = "reference.pt"  # float16 weights, loadable with torch.load(weights_only=True)
 # set by experiments/export_reference.py
-REFERENCE_SHA256 = "8ac001b520e46c7961ecd5bbe8caf70453de94dae7467b4f0396cba4fcce7063"
+REFERENCE_SHA256 = "d86b5f4f481944c0f7b208b51b33cd7c6de359ee4c6cb4e7caa227e55929ff98"
 
 
 class WeightsError(ValueError):
