@@ -174,24 +174,19 @@ def absolute_logits(logits: torch.Tensor, x: torch.Tensor, output: str, low: flo
     return logits if shift is None else shift_distribution(logits, shift, low, high)
 
 
-def _moved_bins(n: int, shift_ab: torch.Tensor, low: float, high: float):
-    """Where `shift_distribution` puts each bin's mass: (first, second, frac), the two target bins
-    (B, 2, n, H, W) and the share of the second (B, 2, 1, H, W)."""
-    steps = (shift_ab.float() * (n / (high - low))).unsqueeze(2)  # in bins
-    whole = steps.floor()
-    first = torch.arange(n, device=shift_ab.device).view(1, 1, n, 1, 1) + whole.long()
-    # clamped after adding 1: mass moved below or above the range stays whole in the end bin
-    return first.clamp(0, n - 1), (first + 1).clamp(0, n - 1), steps - whole
-
-
 def shift_distribution(logits: torch.Tensor, shift_ab: torch.Tensor, low: float = -128.0,
                        high: float = 128.0) -> torch.Tensor:
     """Logits (B, 2, n, H, W) of a distribution over ab offsets -> logits (log-probabilities, float32) of the
     same distribution moved by shift_ab (B, 2, H, W) ab units: each bin's mass split linearly between the two bins
     the shift lands it between, mass beyond the range kept in the end bins. Its mean moves by exactly shift_ab
     inside the range; a shift of 0 leaves the distribution as it is."""
+    n = logits.shape[2]
     probs = logits.float().softmax(dim=2)
-    first, second, frac = _moved_bins(logits.shape[2], shift_ab, low, high)
+    steps = (shift_ab.float() * (n / (high - low))).unsqueeze(2)  # in bins, (B, 2, 1, H, W)
+    whole = steps.floor()
+    first = torch.arange(n, device=logits.device).view(1, 1, n, 1, 1) + whole.long()
+    # clamped after adding 1: mass moved below or above the range stays whole in the end bin
+    first, second, frac = first.clamp(0, n - 1), (first + 1).clamp(0, n - 1), steps - whole
     moved = torch.zeros_like(probs).scatter_add_(2, first, probs * (1.0 - frac)).scatter_add_(2, second, probs * frac)
     return moved.clamp_min(1e-12).log()
 
