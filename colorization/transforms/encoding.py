@@ -41,12 +41,10 @@ def make_input(L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor, encod
     channels = [L / L_SCALE - 1.0, hint_ab * mask / AB_SCALE, mask]
     if encoding == "fill":
         channels.append(propagate_hints(hint_ab, mask) / AB_SCALE)
-    elif encoding == "fade":
+    elif encoding in ("fade", "edge"):
+        fill = propagate_hints(hint_ab, mask) if encoding == "fade" else edge_aware_fill(L, hint_ab, mask)
         confidence = hint_confidence(mask)
-        channels += [propagate_hints(hint_ab, mask) * confidence / AB_SCALE, confidence]
-    elif encoding == "edge":
-        confidence = hint_confidence(mask)
-        channels += [edge_aware_fill(L, hint_ab, mask) * confidence / AB_SCALE, confidence]
+        channels += [fill * confidence / AB_SCALE, confidence]
     elif encoding != "paper":
         raise ValueError(f"input={encoding!r}: expected one of {', '.join(INPUTS)}")
     return torch.cat(channels, dim=1)
@@ -93,10 +91,11 @@ def _linear_recurrence(inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tens
     pad = blocks * SCAN_BLOCK - n
     decay = F.pad(weight, (0, pad), value=1.0).clamp_min(math.exp(MIN_LOG_WEIGHT)).log()
     decay = decay.unflatten(-1, (blocks, SCAN_BLOCK)).cumsum(-1).unsqueeze(-3)  # (..., 1, blocks, block)
-    local = decay.exp() * ((-decay).exp() * F.pad(inputs, (0, pad)).unflatten(-1, (blocks, SCAN_BLOCK))).cumsum(-1)
+    carried = decay.exp()  # how much of a value survives from the block's start to each pixel
+    local = carried * ((-decay).exp() * F.pad(inputs, (0, pad)).unflatten(-1, (blocks, SCAN_BLOCK))).cumsum(-1)
     if blocks > 1:  # each block as if it started from 0, plus what the previous block's end carries into it
-        ends = _linear_recurrence(local[..., -1], decay[..., 0, :, -1].exp())  # (..., c, blocks)
-        local = local + decay.exp() * F.pad(ends[..., :-1], (1, 0)).unsqueeze(-1)
+        ends = _linear_recurrence(local[..., -1], carried[..., 0, :, -1])  # (..., c, blocks)
+        local = local + carried * F.pad(ends[..., :-1], (1, 0)).unsqueeze(-1)
     return local.flatten(-2)[..., :n]
 
 
