@@ -7,6 +7,7 @@ keeps the input's size and sharpness. Hints are given in the photo's pixel coord
 Imports neither Lightning nor FiftyOne, so the command line and the app start quickly.
 """
 
+import copy
 import math
 import os
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class InferenceModel:
         self.output = output  # absolute, or residual: corrections to the fill (`absolute_logits`)
         self.image_size = image_size  # what it was trained at, where the checkpoint says
         self.bf16 = bf16  # bfloat16 where the device computes it natively (ab within about 0.5 LAB units)
+        self._bf16_net = None  # the network's bfloat16 copy, made at the first prediction that uses it
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict) -> "InferenceModel":
@@ -89,7 +91,20 @@ class InferenceModel:
 
     def to(self, device) -> "InferenceModel":
         self.net.to(device)
+        self._bf16_net = None
         return self
+
+    def _dtype(self, device: torch.device) -> torch.dtype:
+        return torch.bfloat16 if self.bf16 and bf16_native(device) else torch.float32
+
+    def _network(self, device: torch.device) -> torch.nn.Module:
+        """The network in the dtype it runs in on `device`: a bfloat16 copy where that is native, so that autocast
+        does not cast the weights again at every call (BENCHMARKS.md); the float32 one stays for bf16 = False."""
+        if self._dtype(device) == torch.float32:
+            return self.net
+        if self._bf16_net is None:
+            self._bf16_net = copy.deepcopy(self.net).to(torch.bfloat16)
+        return self._bf16_net
 
     @property
     def device(self) -> torch.device:
@@ -101,8 +116,9 @@ class InferenceModel:
         x = make_input(*(t.to(self.device) for t in (L, hint_ab, mask)), self.input_encoding)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", torch.bfloat16, enabled=self.bf16 and bf16_native(x.device)):
-            net_logits = self.net(x)
+        dtype = self._dtype(x.device)
+        with torch.autocast("cpu", torch.bfloat16, enabled=dtype == torch.bfloat16):  # ops kept in float32
+            net_logits = self._network(x.device)(x.to(dtype))
         shift = fill_shift(x, self.output)
         if shift is not None and self.decode == "expectation":
             ab = shifted_mean(net_logits, shift, *self.ab_range)  # without building the distribution

@@ -1,9 +1,11 @@
 """Inference figures: ms per 256 px forward of each backbone (default widths, batch 1) in plain eager float32
-against channels-last, bfloat16 autocast, both, and both with BatchNorm folded into the convolutions (the network
-of `InferenceModel.predict`, what colorize, the app and evaluate.py run), and the
+against channels-last, bfloat16 autocast, both, both with BatchNorm folded into the convolutions, and that with
+its weights held in bfloat16 (the network of `InferenceModel.predict`, what colorize, the app and evaluate.py run:
+autocast does not cast them at every call), and the
 lower bound = the model's FLOPs / this CPU's convolution FLOP/s measured in the same run. The `inference`
 section of `python -m experiments.bench` (the colorize command's own timing: its `colorize` section)."""
 
+import copy
 import time
 
 import torch
@@ -16,7 +18,8 @@ from experiments.bench_train import default_net
 from experiments.bench_util import interleaved
 
 INFER = "channels_last + bf16"
-COLORIZE = "+ BatchNorm folded (`colorize`, app)"  # the network as InferenceModel.predict runs it
+FOLDED = "+ BatchNorm folded"
+COLORIZE = "+ weights held in bf16 (`colorize`, app)"  # the network as InferenceModel.predict runs it
 BF16 = {"enabled": True, "device_type": "cpu", "dtype": torch.bfloat16}
 
 
@@ -68,14 +71,15 @@ def forward_variants(name: str, size: int, compile_too: bool = False) -> tuple[d
     batch = prepare_batch(rgb, PaperHints())
     x = plain.batch_input(batch)
 
-    def autocast(module):
+    def autocast(module, inputs=x):
         with torch.autocast(**BF16):
-            module(x)
+            module(inputs)
 
     folded = fast.inference_model().net
+    folded_bf16, x_bf16 = copy.deepcopy(folded).to(torch.bfloat16), x.to(torch.bfloat16)
     variants = {"eager fp32": lambda: plain(x), "channels_last fp32": lambda: fast(x),
                 "bf16 autocast": lambda: autocast(plain), INFER: lambda: autocast(fast),
-                COLORIZE: lambda: autocast(folded)}
+                FOLDED: lambda: autocast(folded), COLORIZE: lambda: autocast(folded_bf16, x_bf16)}
     compile_seconds = float("nan")
     if compile_too:
         compiled = torch.compile(fast.net)

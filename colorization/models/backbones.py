@@ -120,7 +120,9 @@ def resize_kernel(weight: torch.Tensor, size: tuple[int, int], keep_sum: bool) -
     """
     if tuple(weight.shape[-2:]) == size:
         return weight
-    out = F.interpolate(weight, size=size, mode="bilinear", align_corners=False, antialias=True)
+    # in float32: antialiased resizing has no bfloat16 kernel (an inference copy's weights are bfloat16)
+    out = F.interpolate(weight.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
+    out = out.to(weight.dtype)
     if keep_sum:
         out = out * (weight.shape[-2] * weight.shape[-1] / (size[0] * size[1]))
     return out
