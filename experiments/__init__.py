@@ -2,7 +2,6 @@
 
     python -m experiments.bench [SECTION]          the benchmarks (`make bench`: all sections -> BENCHMARKS.md)
     python -m experiments.load_app                 load test of the browser app
-    python -m experiments.app_download_race        downloads of the app's images during identical uploads
     python -m experiments.train_reference          train on photos held in memory (the reference model)
     python -m experiments.export_reference CKPT    ship a checkpoint as the package's reference model
     python -m experiments.plot_training_curves     curves of runs that continue one another

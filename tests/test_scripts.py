@@ -30,7 +30,6 @@ DOCUMENTED = [
     "python -m experiments.bench colorize",
     "python -m experiments.bench_train",
     "python -m experiments.load_app",
-    "python -m experiments.app_download_race",
     "python -m experiments.bench_app_latency",
     "python -m experiments.train_reference",
     "python -m experiments.export_reference",
