@@ -112,8 +112,10 @@ class ColorizationSystem(L.LightningModule):
         unhinted = 1.0 - batch["mask"].expand_as(correct)
         values = {"loss": loss.detach(), "acc": correct.mean(),
                   "acc_unhinted": (correct * unhinted).sum() / unhinted.sum().clamp_min(1.0)}
-        if pred_ab is not None:
-            pred_rgb, true_rgb = merge_l_ab(batch["L"], pred_ab), batch["rgb"].float() / 255.0
+        if pred_ab is None:
+            return values
+        with torch.autocast(pred_ab.device.type, enabled=False):  # under bf16-mixed: colours in float32, not bf16
+            pred_rgb, true_rgb = merge_l_ab(batch["L"].float(), pred_ab.float()), batch["rgb"].float() / 255.0
             values["psnr"] = peak_signal_noise_ratio(pred_rgb, true_rgb, data_range=1.0, reduction="none",
                                                      dim=(1, 2, 3)).mean()
             values["colourfulness_pred"] = colourfulness(pred_rgb).mean()

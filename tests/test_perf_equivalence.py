@@ -137,6 +137,22 @@ def test_predict_runs_bf16_where_native_and_float32_when_switched_off(name):
         assert not torch.allclose(fast, reference, atol=1e-4, rtol=1e-4)
 
 
+def test_colour_metrics_are_float32_under_bf16_mixed():
+    """Under precision=bf16-mixed validation runs in autocast; PSNR and colourfulness are still computed in float32
+    (they were in bfloat16: colourfulness came out in steps of 0.125, identical for different models)."""
+    system = ColorizationSystem({"name": "unet", "widths": [8, 16, 32, 64]}, n_bins=16).eval()
+    rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    batch = prepare_batch(rgb, PaperHints(fraction=0.05))
+    pred_ab = torch.randn(2, 2, 32, 32, generator=torch.Generator().manual_seed(5)) * 30
+    with torch.no_grad():
+        loss, logits, target = system.model_step(batch)
+        plain = system.batch_metrics(batch, logits, target, loss, pred_ab)
+        with torch.autocast("cpu", torch.bfloat16):
+            mixed = system.batch_metrics(batch, logits, target, loss, pred_ab)
+    for name in ("psnr", "colourfulness_pred", "colourfulness_true"):
+        assert mixed[name].dtype == torch.float32 and mixed[name].item() == pytest.approx(plain[name].item(), rel=1e-6)
+
+
 def test_training_accuracy_equals_argmax_in_float32():
     torch.manual_seed(0)
     system = ColorizationSystem({"name": "unet", "widths": [8, 16, 32, 64]}, n_bins=16)
