@@ -39,6 +39,9 @@ def run(cfg: DictConfig) -> str:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     # ckpt_path null: the reference model
     model = load_model(cfg.ckpt_path, device) if "model" in cfg.methods else None
+    if model:
+        model.decode, model.temperature = evaluation.check_decode(
+            cfg.decode or model.decode, model.temperature if cfg.temperature is None else cfg.temperature)
     image_size = cfg.image_size or (model and model.image_size) or 256
     evaluation.check_options(cfg.methods, cfg.settings, image_size)
     n_bins, ab_range = (model.n_bins, model.ab_range) if model else (cfg.bins.n, cfg.bins.range)
@@ -53,6 +56,8 @@ def run(cfg: DictConfig) -> str:
     about = {"checkpoint": cfg.ckpt_path or "reference", "data": f"{cfg.data.source} {cfg.data.dir or ''}".strip(),
              "split": split,
              "image size": f"{image_size} px ({cfg.resize})", "hint seed": cfg.seed, "device": device}
+    if model:
+        about["decode"] = model.decode + (f", T = {model.temperature}" if model.decode == "annealed_mean" else "")
     evaluation.write_report(rows, out_dir, about)
     method = cfg.best_worst.method or ("model" if model else cfg.methods[0])
     evaluation.best_worst(model, rows, paths, os.path.join(out_dir, "best_worst.png"), method,

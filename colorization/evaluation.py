@@ -35,7 +35,7 @@ from colorization.transforms import (
     propagate_hints,
     rgb_to_lab,
 )
-from colorization.transforms.bins import bin_accuracy
+from colorization.transforms.bins import DECODE_METHODS, bin_accuracy
 from colorization.transforms.hints import Batch, derive_seed
 from colorization.visualize import panel
 
@@ -80,6 +80,14 @@ def hint_sampler(setting: str):
     if setting.startswith("points_") and setting[7:].isdigit():
         return PointHints(n_points=int(setting[7:]), min_size=EVAL_PATCH, max_size=EVAL_PATCH)
     raise EvaluationError(f"settings: {setting!r} is not `paper` or `points_N` (N a number of points)")
+
+
+def check_decode(decode: str, temperature: float) -> tuple[str, float]:
+    if decode not in DECODE_METHODS:
+        raise EvaluationError(f"decode={decode}: expected one of {', '.join(DECODE_METHODS)}")
+    if not temperature > 0:
+        raise EvaluationError(f"temperature={temperature}: must be above 0")
+    return decode, float(temperature)
 
 
 def check_options(methods, settings, image_size: int):

@@ -166,3 +166,20 @@ def test_evaluate_py_bad_checkpoint_exits_2_naming_it(tmp_path):
     result = _run(f"ckpt_path={bad}", "data=sample", f"hydra.run.dir={tmp_path / 'eval'}")
     assert result.returncode == 2
     assert str(bad) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_evaluate_py_decodes_as_asked_and_refuses_unknown_decodings(tiny_checkpoint, tmp_path):
+    common = (f"ckpt_path={tiny_checkpoint}", "data=sample", "data.num_workers=0", "max_images=2", "image_size=64",
+              "methods=[model]", "settings=[points_0]")
+    reports = {}
+    for decode in ("expectation", "argmax"):
+        out = tmp_path / decode
+        result = _run(*common, f"decode={decode}", f"hydra.run.dir={out}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"- decode: {decode}\n" in (out / "summary.md").read_text()
+        reports[decode] = json.loads((out / "report.json").read_text())["model"]["points_0"]
+    assert reports["argmax"]["colourfulness"] != pytest.approx(reports["expectation"]["colourfulness"], abs=1e-3)
+    result = _run(*common, "decode=mode", f"hydra.run.dir={tmp_path / 'bad'}")
+    assert result.returncode == 2 and result.stderr.strip() == (
+        "evaluate.py: error: decode=mode: expected one of argmax, expectation, annealed_mean")
