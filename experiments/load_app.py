@@ -10,6 +10,7 @@ Usage: python -m experiments.load_app [--ckpt CKPT] [--requests 20] [--timeout 1
 
 import argparse
 import itertools
+import os
 import socket
 import sys
 import time
@@ -49,7 +50,7 @@ def one_request(url: str, photo: str, timeout: float) -> float:
     outputs = job.result(timeout=timeout)
     # (canvas, result, hints, colour, size, suggestions, status): the state is kept on the server
     status = outputs[-1]
-    if not str(outputs[1]).startswith("data:image/") or "re-colorized" not in str(status):
+    if not outputs[1] or not os.path.exists(outputs[1]) or "re-colorized" not in str(status):
         raise RuntimeError(f"no colorized result: {status!r}")
     return time.perf_counter() - start
 

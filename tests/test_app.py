@@ -4,7 +4,6 @@ About 40 s on 2 cores after the tiny checkpoint is trained, most of it the brows
 reason where /usr/bin/chromium is absent: `.ci/install-browser.sh` installs it).
 """
 
-import base64
 import io
 import json
 import os
@@ -99,9 +98,9 @@ def free_port() -> int:
 
 
 def image_at(page, selector: str) -> np.ndarray:
-    """The pixels an <img> shows, from its data URL (the app sends its images inline)."""
+    """The pixels an <img> shows, fetched from the app as the browser sees them."""
     url = page.locator(f"{selector} img").evaluate("img => img.src")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
+    return np.asarray(Image.open(io.BytesIO(page.request.get(url).body())).convert("RGB"))
 
 
 @pytest.mark.slow

@@ -5,11 +5,11 @@ the swatches below offer the next most likely ones), recolour, resize, move, rem
 result re-colorizes after every edit. Export writes the full-resolution result and the hints as JSON,
 which `colorize --hints` reproduces. All computation is colorization.inference, shared with `colorize`.
 
-After an edit the server sends only what changed: the result (one JPEG at preview size, inline in the answer, so
-the browser fetches nothing), the hint list and the markers' positions (drawn by the browser over the gray photo
-it already has), and the swatches only when the selected hint's point changed. A tab's photo and files are
-dropped when the tab closes (or after IDLE_SECONDS without an edit); the app's files (uploads, exports) live in
-one folder, removed at exit and, if the app was killed, at the next start.
+After an edit the server sends only what changed: the result (one JPEG at preview size), the hint list and
+the markers' positions (drawn by the browser over the gray photo it already has), and the swatches only when
+the selected hint's point changed. A tab's photo and files are dropped when the tab closes (or after
+IDLE_SECONDS without an edit); the app's files live in one folder, removed at exit and, if the app was
+killed, at the next start.
 """
 
 import argparse
@@ -46,6 +46,7 @@ PREVIEW = 768  # longest side shown in the browser; exports are at full resoluti
 N_SUGGESTIONS = 8
 ADD, MOVE = "adds a hint", "moves the selected hint"
 IDLE_SECONDS = 30 * 60  # a session that never closes (a script's client) is dropped this long after its last edit
+KEEP_RESULTS = 2  # result images kept per session: the one shown and the one before, which may still be loading
 FOLDER_PREFIX = "colorization-app-"
 # glibc's malloc_trim (absent elsewhere, e.g. musl or macOS)
 MALLOC_TRIM = getattr(ctypes.CDLL(ctypes.util.find_library("c")), "malloc_trim", None) if sys.platform == "linux" \
@@ -71,8 +72,9 @@ class Session:
     # believes there without a hint there); the swatches show the selected hint's.
     suggestions_at: dict[tuple[int, int], list[tuple[str, float]]] = field(default_factory=dict)
     seconds: float = 0.0  # the latest re-colorization's time
-    folder: str | None = None  # this session's exports (the app's sessions only)
+    folder: str | None = None  # this session's served images, exports and upload (the app's sessions only)
     upload: tuple[str, int] | None = None  # the uploaded file and its inode, removed with the session
+    results: list[str] = field(default_factory=list)  # served result images, newest last
     sent: dict = field(default_factory=dict)  # what the browser was last sent, per output: unchanged ones are skipped
 
     @property
@@ -231,6 +233,21 @@ def close_session(session: Session | None) -> None:
     release_freed_memory()
 
 
+def serve_result(session: Session, image: np.ndarray) -> str:
+    """The result as a new JPEG in the session's folder (a new name each time: never re-written while the browser
+    loads it); older ones beyond KEEP_RESULTS are removed."""
+    path = os.path.join(session.folder, f"result-{len(session.history)}-{time.monotonic_ns()}.jpg")
+    save_image(image, path)
+    session.results.append(path)
+    for old in session.results[:-KEEP_RESULTS]:
+        try:
+            os.remove(old)
+        except FileNotFoundError:
+            pass
+    del session.results[:-KEEP_RESULTS]
+    return path
+
+
 # -- what the widgets show --------------------------------------------------------------------------------
 def data_url(image: np.ndarray) -> str:
     buffer = io.BytesIO()
@@ -264,9 +281,9 @@ def hint_label(i: int, hint: Hint) -> str:
 
 
 def view(colorizer: Colorizer, session: Session | None, message: str = "") -> dict:
-    """Every output's value for a session, by name (OUTPUTS); the result image is encoded only when sent."""
+    """Every output's value for a session, by name (OUTPUTS); the result image is written only when sent."""
     if session is None:
-        return {"canvas": gr.update(value="", marks=[], selected=-1), "result": "",
+        return {"canvas": gr.update(value="", marks=[], selected=-1), "result": None,
                 "hints": gr.update(choices=[], value=None), "color": gr.update(), "size": gr.update(),
                 "suggestions": swatches_html(None), "status": message or "Upload a photo to start."}
     labels = [hint_label(i, hint) for i, hint in enumerate(session.hints)]
@@ -276,14 +293,14 @@ def view(colorizer: Colorizer, session: Session | None, message: str = "") -> di
               f"{grid_w}x{grid_h}, {len(session.hints)} hint(s), "
               f"re-colorized in {session.seconds * 1000:.0f} ms")
     return {"canvas": gr.update(marks=markers(session), selected=-1 if selected is None else session.selected),
-            "result": session.prediction.ab,  # a tensor here, a JPEG data URL once it is sent
+            "result": session.prediction.ab,  # a tensor here, an image file once it is sent
             "hints": gr.update(choices=labels, value=labels[session.selected] if selected else None),
             "color": selected.hex if selected else gr.update(), "size": selected.size if selected else gr.update(),
             "suggestions": swatches_html(session), "status": f"{message} {status}".strip()}
 
 
 def changed(colorizer: Colorizer, session: Session | None, values: dict) -> list:
-    """The outputs in OUTPUTS order, those the browser already shows skipped; the result encoded when sent."""
+    """The outputs in OUTPUTS order, those the browser already shows skipped; the result written when sent."""
     if session is None:
         return [None] + [values[name] for name in OUTPUTS]
     outputs = [session]
@@ -299,14 +316,12 @@ def changed(colorizer: Colorizer, session: Session | None, values: dict) -> list
             continue
         session.sent[name] = value
         if name == "result":
-            value = data_url(colorizer.render(session.L_preview, session.prediction.ab))
+            value = serve_result(session, colorizer.render(session.L_preview, session.prediction.ab))
         outputs.append(value)
     return outputs
 
 
 CANVAS_TEMPLATE = "<div class='stage'><img src='${value}' alt='' draggable='false'><svg></svg></div>"
-RESULT_TEMPLATE = "<img src='${value}' alt='The colorized photo'>"
-RESULT_CSS = "img { display: block; max-width: 100%; height: auto; } img[src=''] { display: none; }"
 CANVAS_CSS = """
 .stage { position: relative; display: inline-block; max-width: 100%; line-height: 0; }
 .stage img { display: block; max-width: 100%; height: auto; cursor: crosshair; }
@@ -378,9 +393,7 @@ def build_app(colorizer: Colorizer, max_bytes: int = 30_000_000, max_pixels: int
                 gr.Markdown("Click to place a hint")
                 canvas = gr.HTML("", html_template=CANVAS_TEMPLATE, css_template=CANVAS_CSS, js_on_load=CANVAS_JS,
                                  marks=[], selected=-1, elem_id="canvas")
-            with gr.Column():
-                gr.Markdown("Result")
-                result = gr.HTML("", html_template=RESULT_TEMPLATE, css_template=RESULT_CSS, elem_id="result")
+            result = gr.Image(label="Result", interactive=False, elem_id="result")
         with gr.Row():
             mode = gr.Radio([ADD, MOVE], value=ADD, label="A click", elem_id="mode")
             color = gr.ColorPicker(label="Colour of the selected hint", elem_id="color")
