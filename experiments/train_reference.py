@@ -8,7 +8,8 @@ the device (shorter side scaled to `--load-size`, default `--size` x 9/8, centre
 random `--size` crops with random flips from it. No FiftyOne and no loader workers, so it runs where only torch,
 Lightning, Hydra and Kornia are installed (a bare GPU machine). Near-gray photos (`data.gray_filter`) and photos
 whose shorter side is under half of `--size` are left out; `--val` photos (seeded) are held out for validation.
-`--init` starts from a checkpoint's weights (a fine-tune).
+`--init` starts from a checkpoint's weights (a fine-tune). Each validation logs `val/psnr` (the training hints) and
+`val/psnr_0pts` / `val/psnr_10pts` (no hints; 10 points); `--monitor` says which one chooses checkpoints/best.ckpt.
 """
 
 import argparse
@@ -28,8 +29,9 @@ from colorization.checkpoint import read_checkpoint
 from colorization.data.decode import IMAGE_EXTENSIONS, DecodeError, load_rgb
 from colorization.data.gray import gray_measures, is_gray
 from colorization.hydra_utils import register_resolvers
-from colorization.transforms import ab_to_bins, bin_counts, prepare_batch, rgb_to_lab
+from colorization.transforms import PointHints, ab_to_bins, bin_counts, merge_l_ab, prepare_batch, rgb_to_lab
 
+VAL_SEED = 1_000_003  # validation photo i gets hint seed i + VAL_SEED, at every validation
 CONF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
 
 
@@ -100,10 +102,40 @@ class PhotoTensorData(L.LightningDataModule):
             flip = torch.rand(len(index), device=index.device) < 0.5
             rgb = torch.where(flip.view(-1, 1, 1, 1), rgb.flip(-1), rgb)
         else:
-            o = (load - s) // 2
-            rgb = photos[index, :, o : o + s, o : o + s]
-        seeds = None if training else index.cpu() + 1_000_003
+            rgb = self.centre_crops(photos[index])
+        seeds = None if training else index.cpu() + VAL_SEED
         return {"rgb": rgb, "index": index, **prepare_batch(rgb, self.hints, seeds)}
+
+    def centre_crops(self, photos: torch.Tensor) -> torch.Tensor:
+        o = (photos.shape[-1] - self.size) // 2
+        return photos[:, :, o : o + self.size, o : o + self.size]
+
+
+class FewHintsValidation(L.Callback):
+    """After each validation, PSNR on the same validation crops with Zhang et al.'s evaluation hints at fixed counts
+    (`val/psnr_0pts`, `val/psnr_10pts`: N 6x6 patches, as evaluate.py's points_N): `val/psnr`, with the training
+    hints, hid a checkpoint that came out sepia without hints."""
+
+    def __init__(self, points=(0, 10)):
+        self.points = points
+
+    @torch.no_grad()
+    def on_validation_epoch_end(self, trainer: L.Trainer, system: L.LightningModule):
+        if trainer.sanity_checking:
+            return
+        data = trainer.datamodule
+        photos = data.val_photos.to(system.device)
+        for n in self.points:
+            psnr = []
+            for start in range(0, len(photos), data.batch_size):
+                rgb = data.centre_crops(photos[start : start + data.batch_size])
+                seeds = torch.arange(start, start + len(rgb)) + VAL_SEED
+                batch = prepare_batch(rgb, PointHints(n_points=n, min_size=6, max_size=6), seeds)
+                with trainer.precision_plugin.forward_context():
+                    ab = system.decode(system(system.batch_input(batch)))
+                error = (merge_l_ab(batch["L"].float(), ab.float()) - rgb.float() / 255.0).square().mean(dim=(1, 2, 3))
+                psnr.append(-10.0 * torch.log10(error.clamp_min(1e-10)))
+            system.log(f"val/psnr_{n}pts", torch.cat(psnr).mean())
 
 
 def load_init(system, path: str):
@@ -130,6 +162,9 @@ def main():
     parser.add_argument("--val", type=int, default=48, help="photos held out for validation")
     parser.add_argument("--steps-per-epoch", type=int, default=200, help="steps between validations")
     parser.add_argument("--init", default=None, help="a checkpoint to start from (weights only)")
+    parser.add_argument("--monitor", default="val/psnr", choices=["val/psnr", "val/psnr_0pts", "val/psnr_10pts"],
+                        help="what chooses checkpoints/best.ckpt: PSNR with the training hints, without hints, or "
+                        "with 10 points (all three are logged)")
     parser.add_argument("overrides", nargs="*", help="train.py options, e.g. input=fade optimizer.lr=1e-3")
     args = parser.parse_intermixed_args()  # options and train.py overrides in any order
 
@@ -153,7 +188,8 @@ def main():
         default_root_dir=args.out, max_time={"minutes": args.minutes}, max_steps=args.steps, max_epochs=-1,
         precision=cfg.trainer.precision, accelerator="auto", devices=1, log_every_n_steps=20,
         logger=L.pytorch.loggers.CSVLogger(args.out, name="csv", version=""),
-        callbacks=[ModelCheckpoint(os.path.join(args.out, "checkpoints"), "best", monitor="val/psnr", mode="max",
+        callbacks=[FewHintsValidation(),  # before the checkpoint callback, which reads what it logs
+                   ModelCheckpoint(os.path.join(args.out, "checkpoints"), "best", monitor=args.monitor, mode="max",
                                    auto_insert_metric_name=False, save_last=True)],
         enable_progress_bar=sys.stdout.isatty())
     fit_started = time.time()
