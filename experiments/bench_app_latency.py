@@ -4,7 +4,7 @@ Serves `colorization-app` on 127.0.0.1 in this process, opens it in Chromium thr
 photo and a 2400x1600 one (by default an embedded photo, and another scaled up), and clicks `--clicks` times on
 each (every click adds a hint). A click counts from the pointer press to the first frame painted with the new
 result decoded. The server's own share is the time the server spent in its event handlers during that click
-(Gradio's processing, the network, upsampling, LAB -> RGB and encoding the shown image).
+(Gradio's processing, the network, upsampling, LAB -> RGB and writing the shown image).
 Prints p50 / p95 per photo; exit code 2 for an unusable --ckpt or a missing browser.
 Usage: python -m experiments.bench_app_latency [--ckpt CKPT] [--clicks 20] [--small PHOTO] [--large PHOTO]
 """
