@@ -29,7 +29,7 @@ from colorization.checkpoint import read_checkpoint
 from colorization.data.decode import IMAGE_EXTENSIONS, DecodeError, load_rgb
 from colorization.data.gray import gray_measures, is_gray
 from colorization.hydra_utils import register_resolvers
-from colorization.transforms import PointHints, ab_to_bins, bin_counts, merge_l_ab, prepare_batch, rgb_to_lab
+from colorization.transforms import PointHints, ab_to_bins, bin_counts, prepare_batch, rgb_to_lab
 
 VAL_SEED = 1_000_003  # validation photo i gets hint seed i + VAL_SEED, at every validation
 CONF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
@@ -126,16 +126,17 @@ class FewHintsValidation(L.Callback):
         data = trainer.datamodule
         photos = data.val_photos.to(system.device)
         for n in self.points:
-            psnr = []
+            total = 0.0
             for start in range(0, len(photos), data.batch_size):
                 rgb = data.centre_crops(photos[start : start + data.batch_size])
                 seeds = torch.arange(start, start + len(rgb)) + VAL_SEED
-                batch = prepare_batch(rgb, PointHints(n_points=n, min_size=6, max_size=6), seeds)
+                batch = {"rgb": rgb, **prepare_batch(rgb, PointHints(n_points=n, min_size=6, max_size=6), seeds)}
                 with trainer.precision_plugin.forward_context():
-                    ab = system.decode(system(system.batch_input(batch)))
-                error = (merge_l_ab(batch["L"].float(), ab.float()) - rgb.float() / 255.0).square().mean(dim=(1, 2, 3))
-                psnr.append(-10.0 * torch.log10(error.clamp_min(1e-10)))
-            system.log(f"val/psnr_{n}pts", torch.cat(psnr).mean())
+                    loss, logits, target = system.model_step(batch)
+                    pred_ab = system.decode(logits)
+                # the system's own val/psnr, with these hints
+                total += system.batch_metrics(batch, logits, target, loss, pred_ab)["psnr"] * len(rgb)
+            system.log(f"val/psnr_{n}pts", total / len(photos))
 
 
 def load_init(system, path: str):
