@@ -175,7 +175,7 @@ def check_train_config(cfg):
     from omegaconf import OmegaConf
 
     from colorization.models import BACKBONES, check_image_size
-    from colorization.transforms.bins import DECODE_METHODS
+    from colorization.transforms.bins import check_decode
     from colorization.transforms.encoding import check_encoding
 
     if cfg.bins.n < 2:
@@ -197,9 +197,8 @@ def check_train_config(cfg):
             raise ConfigError(f"data.dir={directory}: no such folder")
     if cfg.loss.lambda_patch < 0:
         raise ConfigError(f"loss.lambda_patch={cfg.loss.lambda_patch}: must be >= 0 (0 turns the hint term off)")
-    if cfg.decode not in DECODE_METHODS:
-        raise ConfigError(f"decode={cfg.decode}: choose one of {', '.join(DECODE_METHODS)}")
     try:
+        check_decode(cfg.decode)
         check_encoding(cfg.input, cfg.output)
     except ValueError as error:
         raise ConfigError(str(error)) from None

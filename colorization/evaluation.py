@@ -28,6 +28,7 @@ from colorization.transforms import (
     PaperHints,
     PointHints,
     ab_to_bins,
+    bins,
     colourfulness,
     edge_aware_fill,
     merge_l_ab,
@@ -35,7 +36,7 @@ from colorization.transforms import (
     propagate_hints,
     rgb_to_lab,
 )
-from colorization.transforms.bins import DECODE_METHODS, bin_accuracy
+from colorization.transforms.bins import bin_accuracy
 from colorization.transforms.hints import Batch, derive_seed
 from colorization.visualize import panel
 
@@ -83,10 +84,10 @@ def hint_sampler(setting: str):
 
 
 def check_decode(decode: str, temperature: float) -> tuple[str, float]:
-    if decode not in DECODE_METHODS:
-        raise EvaluationError(f"decode={decode}: expected one of {', '.join(DECODE_METHODS)}")
-    if not temperature > 0:
-        raise EvaluationError(f"temperature={temperature}: must be above 0")
+    try:
+        bins.check_decode(decode, temperature)
+    except ValueError as error:
+        raise EvaluationError(str(error)) from None
     return decode, float(temperature)
 
 

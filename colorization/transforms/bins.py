@@ -5,6 +5,14 @@ import torch
 DECODE_METHODS = ("argmax", "expectation", "annealed_mean")
 
 
+def check_decode(method: str, temperature: float = 0.38) -> None:
+    """ValueError naming the option unless `decode=method temperature=temperature` is a decoding."""
+    if method not in DECODE_METHODS:
+        raise ValueError(f"decode={method}: expected one of {', '.join(DECODE_METHODS)}")
+    if not temperature > 0:
+        raise ValueError(f"temperature={temperature}: must be above 0")
+
+
 def ab_to_bins(ab: torch.Tensor, n: int, low: float = -128.0, high: float = 128.0) -> torch.Tensor:
     """ab (B, 2, H, W) -> bin indices (B, 2, H, W) long, each channel in [0, n)."""
     scaled = (ab - low) * (n / (high - low))
