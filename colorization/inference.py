@@ -1,9 +1,10 @@
 """Inference: the one path from lightness and hints to colour that `colorize`, the app and evaluate.py all use.
 
 `InferenceModel.predict` runs a trained network on (L, hint_ab, mask) and decodes its ab. `Colorizer` does it for
-your own photos at full resolution: the network sees the whole photo at about its training area, aspect kept
-(`network_grid`); the ab it predicts there is upsampled (bilinear) onto the photo's own lightness, so the result
-keeps the input's size and sharpness. Hints are given in the photo's pixel coordinates and mapped onto the grid.
+your own photos at full resolution: the network sees the whole photo at about the area the checkpoint records
+(or the caller's size), aspect kept (`network_grid`); the ab it predicts there is upsampled (bilinear) onto the
+photo's own lightness, so the result keeps the input's size and sharpness. Hints are given in the photo's pixel
+coordinates and mapped onto the grid.
 Imports neither Lightning nor FiftyOne, so the command line and the app start quickly.
 """
 
@@ -184,7 +185,7 @@ class Colorizer:
 
     def __init__(self, model: InferenceModel, size: int | None = None):
         self.model = model
-        self.size = model.image_size or size or DEFAULT_SIZE  # the training size wins: what the network knows
+        self.size = size or model.image_size or DEFAULT_SIZE  # yours, else the size the checkpoint records
         check_image_size(self.size, "--size")
 
     @classmethod

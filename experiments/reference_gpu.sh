@@ -32,7 +32,7 @@ wait
 for run in "$work"/*/; do
   name=$(basename "$run")
   python3 -m experiments.export_reference "$run/checkpoints/best.ckpt" --out "$work/$name.pt" \
-    --image-size $([ "$name" = reference ] && echo 256 || echo 128)
+    --image-size $([ "$name" = reference ] && echo 192 || echo 128)
 done
 tar czf "$out/logs.tgz" -C "$work" --exclude='*.ckpt' --exclude='*.pt' .
 split -b 15M "$work/reference.pt" "$out/reference.pt.part-"

@@ -127,6 +127,7 @@ def test_console_script_exit_code(tmp_path):
 def test_hints_map_onto_the_network_grid(tiny_checkpoint):
     colorizer = Colorizer.from_checkpoint(tiny_checkpoint)
     assert colorizer.size == 64  # the checkpoint's training size, not the default 256
+    assert Colorizer(colorizer.model, size=96).size == 96  # the user's --size wins over it
     photo = colorizer.load_photo(CHELSEA)
     assert photo.L_net.shape[-2:] == (48, 80)  # 451 x 300 at about 64 x 64 pixels, aspect kept, multiples of 16
     # One photo pixel still hints one grid cell: pixel (450, 299) lies in cell (47, 79).
@@ -148,15 +149,16 @@ def test_a_wide_photo_is_not_squeezed(tmp_path):
     image = Image.new("RGB", (640, 320), (60, 60, 60))
     ImageDraw.Draw(image).ellipse((220, 60, 420, 260), fill=(220, 220, 220))  # a circle 200 px across
     image.save(wide)
-    colorizer = Colorizer(load_model())  # the reference model, at its training size: 256 x 256 pixels in all
+    colorizer = Colorizer(load_model())  # the reference model, at the size it records: 192 x 192 pixels in all
     photo = colorizer.load_photo(str(wide))
-    assert photo.L_net.shape[-2:] == (176, 368)
+    assert photo.L_net.shape[-2:] == (128, 272)
     circle = photo.L_net[0, 0] > 50
     rows, cols = circle.any(dim=1).sum().item(), circle.any(dim=0).sum().item()
-    assert abs(rows - cols) <= 0.05 * cols, (rows, cols)  # squeezed into a square: twice as many rows
+    # Squeezed into a square: twice as many rows. Sides rounded to multiples of 16 leave 6% (128/320 vs 272/640).
+    assert abs(rows - cols) <= 0.1 * cols, (rows, cols)
     _, mask = colorizer.hint_grid(photo, [Hint(320, 160, (255, 0, 0), size=101)])
     rows, cols = mask[0, 0].amax(dim=1).sum().item(), mask[0, 0].amax(dim=0).sum().item()
-    assert abs(rows - cols) <= 0.05 * cols, (rows, cols)
+    assert abs(rows - cols) <= 0.1 * cols, (rows, cols)
 
 
 def test_hint_file_format_round_trip():

@@ -33,6 +33,7 @@ DOCUMENTED = [
     "python -m experiments.bench_app_latency",
     "python -m experiments.train_reference",
     "python -m experiments.export_reference",
+    "python -m experiments.photo_grid",
     "python -m experiments.plot_training_curves",
     "bash experiments/reference_gpu.sh",
 ]

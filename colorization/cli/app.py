@@ -34,6 +34,7 @@ from PIL import Image, ImageColor
 
 from colorization.atomic import left_by_dead_processes
 from colorization.checkpoint import CheckpointError
+from colorization.cli import SIZE_HELP
 from colorization.data.decode import DecodeError
 from colorization.hint_file import Hint, hints_json, parse_color, to_hex
 from colorization.image_io import save_image
@@ -510,8 +511,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="a checkpoint written by train.py (default: the reference model shipped with the package)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--size", type=int, default=None,
-                        help="network input size when the checkpoint does not record its training size (256)")
+    parser.add_argument("--size", type=int, default=None, help=SIZE_HELP)
     parser.add_argument("--device", default="cpu", help="torch device for the network (cpu, cuda, ...)")
     parser.add_argument("--max-upload-mb", type=float, default=30.0, help="largest accepted upload, in MB")
     parser.add_argument("--max-megapixels", type=float, default=40.0, help="largest accepted photo, in megapixels")

@@ -12,6 +12,7 @@ import sys
 from PIL import Image
 from tqdm import tqdm
 
+from colorization.cli import SIZE_HELP
 from colorization.hint_file import HintError, check_inside, read_hints
 from colorization.image_io import save_image, writable_format
 
@@ -72,8 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--hints", help='JSON hint file in the photo\'s pixels: [{"x": 10, "y": 20, '
                                         '"color": "#aa3300", "size": 3}] (as the app exports it); one photo only')
     parser.add_argument("-o", "--output", required=True, help="output file (one photo) or folder")
-    parser.add_argument("--size", type=int, default=None,
-                        help="network input size when the checkpoint does not record its training size (256)")
+    parser.add_argument("--size", type=int, default=None, help=SIZE_HELP)
     parser.add_argument("--device", default="cpu", help="torch device for the network (cpu, cuda, ...)")
     return parser.parse_args(argv)
 

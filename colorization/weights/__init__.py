@@ -7,7 +7,7 @@ from importlib.resources import files
 REFERENCE = "reference"
 REFERENCE_FILE = "reference.pt"  # float16 weights, loadable with torch.load(weights_only=True)
 # set by experiments/export_reference.py
-REFERENCE_SHA256 = "d86b5f4f481944c0f7b208b51b33cd7c6de359ee4c6cb4e7caa227e55929ff98"
+REFERENCE_SHA256 = "82256e8747f4dc678500d0b1ed1d9464bc482b94712015ec59762f2bc519fa4b"
 
 
 class WeightsError(ValueError):
