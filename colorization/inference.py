@@ -224,8 +224,8 @@ class Colorizer:
     def render(self, L: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
         """Network-grid ab upsampled (bilinear) onto lightness L (1, 1, H, W) -> uint8 (H, W, 3)."""
         ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
-        rgb = merge_l_ab(L, ab)[0].permute(1, 2, 0)
-        return rgb.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+        rgb = merge_l_ab(L, ab)[0].mul_(255.0).round_().clamp_(0, 255)  # a new tensor: in place
+        return rgb.to(torch.uint8).permute(1, 2, 0).numpy()
 
     def colorize(self, photo: Photo, hints: list[Hint] = ()) -> np.ndarray:
         """The full-resolution result, uint8 (H, W, 3)."""

@@ -197,9 +197,10 @@ def report(r: dict, header: list[str], photo_dir, dm, minutes: float) -> str:
     else:
         lines += ["Skipped: no COCO JPEGs found (pass --dir)."]
     lines += ["", "## 2. Device transforms (LAB, paper hints, bins), batch 32 at 256 px on the CPU", ""]
-    speedup = {k: f"{t[f'{k} kornia'] / t[f'{k} fast']:.1f}x" for k in ("lab", "prepare")}
+    speedup = {k: f"{t[f'{k} kornia'] / t[f'{k} fast']:.1f}x" for k in ("lab", "rgb", "prepare")}
     lines += table(["", "Kornia LAB (before)", "project LAB (now)", "speed-up"], [
         ["rgb_to_lab, ms", t["lab kornia"], t["lab fast"], speedup["lab"]],
+        ["lab_to_rgb, ms (evaluation, `colorize`, the app)", t["rgb kornia"], t["rgb fast"], speedup["rgb"]],
         ["prepare_batch, ms", t["prepare kornia"], t["prepare fast"], speedup["prepare"]],
         ["share of a training step (resunet)", f"{100 * fraction['kornia']:.2f}%", f"{100 * fraction['fast']:.2f}%",
          ""],
@@ -212,7 +213,10 @@ def report(r: dict, header: list[str], photo_dir, dm, minutes: float) -> str:
               "bottleneck here; the project's rgb_to_lab (a 256-entry table for sRGB -> linear through OpenCV's "
               "LUT, white point folded into the matrix, cube root as exp(log / 3)) equals Kornia's within 1e-3 "
               "(tests/test_perf_equivalence.py) and matters more on a GPU-fed step. `rgb_to_lab(x, impl='kornia')` "
-              "is the switch back."]
+              "is the switch back. lab_to_rgb likewise (both matrices inverted, the sRGB curve as exp(log / 2.4), "
+              "few new tensors: on the CPU a fresh one costs more than an in-place pass) equals Kornia's within "
+              "1e-3; it is most of `colorize`'s render of a large photo (the full-resolution stages of "
+              "`python -m experiments.bench colorize`)."]
     source = f"COCO-mini ({len(dm.files['train'])} training photos)" if photo_dir else "the embedded sample photos"
     lines += ["", f"## 3. Training: Lightning against a bare loop ({TRAIN_NET['name']} widths {TRAIN_NET['widths']}, "
               f"128 px, batch 8, Adam, {source})", ""]
@@ -244,10 +248,12 @@ def report(r: dict, header: list[str], photo_dir, dm, minutes: float) -> str:
         [name, b["gflop"], *[b["ms"][n] for n in names], b["bound fp32 ms"], b["bound bf16 ms"],
          f"{b['ms']['eager fp32'] / best[name][1]:.1f}x"] for name, b in inf["backbones"].items()])
     e = r["bf16 error"]
-    lines += ["", f"Bounds: FLOPs (torch.utils.flop_counter) / the convolution FLOP/s measured in this run on a "
-              f"256->256 3x3 convolution at 64x64: {inf['peak']['fp32'] / 1e9:.0f} GFLOP/s in float32, "
-              f"{inf['peak']['bf16'] / 1e9:.0f} GFLOP/s in bfloat16 (AMX). The default inference path, "
-              "`InferenceModel.predict` (used by `colorize`, the app and evaluate.py), folds BatchNorm into the "
+    peaks = {p: [b["peak"][p] / 1e9 for b in inf["backbones"].values()] for p in ("fp32", "bf16")}
+    lines += ["", f"Bounds: FLOPs (torch.utils.flop_counter) / the FLOP/s of a 256->256 3x3 convolution at 64x64, "
+              "timed in the same rounds as each backbone's variants (a bound timed apart moves with the load): "
+              f"{min(peaks['fp32']):.0f}-{max(peaks['fp32']):.0f} GFLOP/s in float32, "
+              f"{min(peaks['bf16']):.0f}-{max(peaks['bf16']):.0f} GFLOP/s in bfloat16 (AMX). The default inference "
+              "path, `InferenceModel.predict` (used by `colorize`, the app and evaluate.py), folds BatchNorm into the "
               "convolutions and runs the channels-last network under bfloat16 autocast where the CPU has native "
               "bf16, from a copy of its weights held in bfloat16 (autocast would cast them at every call); "
               "`model.bf16 = False` switches bf16 off, and `channels_last=false` the layout. "

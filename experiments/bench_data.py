@@ -14,7 +14,7 @@ from PIL import Image
 from torch.utils.data import ConcatDataset, DataLoader
 
 from colorization.data.decode import MAX_PIXELS, CachedImages, ImageFiles, build_cache, collate, decode_image
-from colorization.transforms import PaperHints, prepare_batch, rgb_to_lab
+from colorization.transforms import PaperHints, lab_to_rgb, prepare_batch, rgb_to_lab
 from experiments.bench_util import interleaved, table
 
 DEFAULT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "coco-mini")
@@ -78,9 +78,10 @@ def data_report(rates: dict, n: int, size: int) -> list[str]:
 
 
 def transforms_figures(size: int = 256, batch_size: int = 32, repeats: int = 3) -> dict:
-    """ms per batch of Kornia's and the project's rgb_to_lab, and of prepare_batch with each."""
+    """ms per batch of Kornia's and the project's rgb_to_lab and lab_to_rgb, and of prepare_batch with each."""
     generator = torch.Generator().manual_seed(0)
     rgb = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8, generator=generator)
+    lab = rgb_to_lab(rgb)
     sampler = PaperHints()
 
     def prepare_with_kornia():
@@ -90,6 +91,8 @@ def transforms_figures(size: int = 256, batch_size: int = 32, repeats: int = 3) 
     seconds = interleaved({
         "lab kornia": lambda: rgb_to_lab(rgb, impl="kornia"),
         "lab fast": lambda: rgb_to_lab(rgb),
+        "rgb kornia": lambda: lab_to_rgb(lab, impl="kornia"),
+        "rgb fast": lambda: lab_to_rgb(lab),
         "prepare kornia": prepare_with_kornia,
         "prepare fast": lambda: prepare_batch(rgb, sampler),
     }, repeats)

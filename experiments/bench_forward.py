@@ -29,22 +29,27 @@ def flops(fn) -> int:
     return counter.get_total_flops()
 
 
-@torch.no_grad()
-def conv_peak(repeats: int = 3) -> dict[str, float]:
-    """FLOP/s of a large 3x3 convolution (256 -> 256 channels at 64x64), the best layout, per precision."""
+def conv_peak_variants() -> tuple[dict, int]:
+    """A large 3x3 convolution (256 -> 256 channels at 64x64) per precision and layout: (variant -> no-argument
+    callable, FLOPs of one call). Timed beside each backbone's variants, not once: a bound measured at another
+    moment than what it bounds moves with the machine's load (ratios below 1)."""
     conv = torch.nn.Conv2d(256, 256, 3, padding=1).eval()
     x = torch.randn(1, 256, 64, 64)
     conv_cl, x_cl = conv.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    work = flops(lambda: conv(x))
 
     def bf16(module, inputs):
         with torch.autocast(**BF16):
             module(inputs)
 
-    seconds = interleaved({"fp32": lambda: conv(x), "fp32 cl": lambda: conv_cl(x_cl),
-                           "bf16": lambda: bf16(conv, x), "bf16 cl": lambda: bf16(conv_cl, x_cl)}, repeats)
-    return {"fp32": work / min(seconds["fp32"], seconds["fp32 cl"]),
-            "bf16": work / min(seconds["bf16"], seconds["bf16 cl"])}
+    return ({"conv fp32": lambda: conv(x), "conv fp32 cl": lambda: conv_cl(x_cl),
+             "conv bf16": lambda: bf16(conv, x), "conv bf16 cl": lambda: bf16(conv_cl, x_cl)},
+            flops(lambda: conv(x)))
+
+
+def conv_peak(seconds: dict, work: int) -> dict[str, float]:
+    """FLOP/s per precision, in the best layout, from the conv variants' seconds."""
+    return {precision: work / min(seconds[f"conv {precision}"], seconds[f"conv {precision} cl"])
+            for precision in ("fp32", "bf16")}
 
 
 # Operators that do the counted FLOPs; everything else (BatchNorm, ReLU, cat, upsampling, layout) moves memory.
@@ -92,13 +97,14 @@ def forward_variants(name: str, size: int, compile_too: bool = False) -> tuple[d
 
 @torch.no_grad()
 def inference_figures(size: int = 256, repeats: int = 3, compile_too: bool = False) -> dict:
-    peak = conv_peak(repeats)
-    out = {"peak": peak, "backbones": {}}
+    convs, conv_work = conv_peak_variants()
+    out = {"backbones": {}}
     for name in BACKBONES:
         variants, work, compile_seconds = forward_variants(name, size, compile_too)
-        seconds = interleaved(variants, repeats)
-        out["backbones"][name] = {"compute share": compute_share(variants[COLORIZE]),
-                                  "ms": {k: s * 1000 for k, s in seconds.items()}, "gflop": work / 1e9,
+        seconds = interleaved({**variants, **convs}, repeats)  # the bound in the same rounds as what it bounds
+        peak = conv_peak(seconds, conv_work)
+        out["backbones"][name] = {"compute share": compute_share(variants[COLORIZE]), "peak": peak,
+                                  "ms": {k: seconds[k] * 1000 for k in variants}, "gflop": work / 1e9,
                                   "bound fp32 ms": work / peak["fp32"] * 1000,
                                   "bound bf16 ms": work / peak["bf16"] * 1000, "compile s": compile_seconds}
     return out

@@ -1,5 +1,5 @@
-"""The speed-ups change nothing but speed: the fast rgb_to_lab against Kornia's, the resize cache against
-direct decoding. (Their speed is measured by experiments/bench.py, never asserted here.)"""
+"""The speed-ups change nothing but speed: the fast rgb_to_lab and lab_to_rgb against Kornia's, the resize cache
+against direct decoding. (Their speed is measured by experiments/bench.py, never asserted here.)"""
 
 import shutil
 
@@ -10,7 +10,7 @@ from colorization.data import ColorizationDataModule, decode, decode_image
 from colorization.data.catalogue import sample_photo_paths
 from colorization.data.decode import CachedImages, ImageFiles, build_cache, find_cache
 from colorization.system import ColorizationSystem
-from colorization.transforms import PaperHints, ab_to_bins, prepare_batch, rgb_to_lab
+from colorization.transforms import PaperHints, ab_to_bins, lab_to_rgb, prepare_batch, rgb_to_lab
 
 
 def colour_grid() -> torch.Tensor:
@@ -55,6 +55,41 @@ def test_fast_lab_keeps_gradients():
     rgb = torch.rand(1, 3, 4, 4, requires_grad=True)
     rgb_to_lab(rgb).sum().backward()  # falls back to Kornia: the fast path works in place
     assert rgb.grad is not None and rgb.grad.abs().sum() > 0
+
+
+def lab_everywhere(dtype=torch.float32) -> torch.Tensor:
+    """L 0..100 crossed with a and b -128..128 in steps of 4: sRGB's own colours and far outside its gamut (each
+    branch of the conversion, and its clipping), with the ends of L."""
+    L, a, b = torch.meshgrid(torch.linspace(0, 100, 26), torch.arange(-128.0, 129.0, 4.0),
+                             torch.arange(-128.0, 129.0, 4.0), indexing="ij")
+    return torch.stack([L.flatten(), a.flatten(), b.flatten()]).view(1, 3, 1, -1).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fast_rgb_equals_kornia_inside_and_outside_the_gamut(dtype):
+    lab = lab_everywhere(dtype)
+    before = lab.clone()
+    fast, kornia = lab_to_rgb(lab), lab_to_rgb(lab, impl="kornia")
+    assert fast.dtype == kornia.dtype == dtype and fast.shape == kornia.shape
+    assert (fast - kornia).abs().max() < 1e-3
+    assert torch.equal(lab, before)  # the input is left as it was
+    assert 0.0 < (kornia == 0).double().mean() and 0.0 < (kornia == 1).double().mean()  # clipping is tested
+    rgb = colour_grid()
+    assert (lab_to_rgb(rgb_to_lab(rgb)) * 255 - rgb.float()).abs().max() < 0.01  # the round trip
+    with torch.autocast("cpu", torch.bfloat16):  # as under trainer.precision=bf16-mixed: still full precision
+        assert (lab_to_rgb(lab) - kornia).abs().max() < 1e-3
+
+
+def test_fast_rgb_takes_any_layout_and_keeps_gradients():
+    lab = lab_everywhere()[..., :1000].reshape(2, 3, 20, 25)
+    reference = lab_to_rgb(lab, impl="kornia")
+    assert torch.allclose(lab_to_rgb(lab[1]), reference[1], atol=1e-3)  # (3, H, W)
+    assert torch.allclose(lab_to_rgb(lab.transpose(2, 3)), reference.transpose(2, 3), atol=1e-3)
+    with pytest.raises(ValueError, match="impl='numpy'"):
+        lab_to_rgb(lab, impl="numpy")
+    lab.requires_grad_(True)
+    lab_to_rgb(lab).sum().backward()  # falls back to Kornia: the fast path works in place
+    assert lab.grad is not None and lab.grad.abs().sum() > 0
 
 
 @pytest.fixture

@@ -57,9 +57,44 @@ def rgb_to_lab(rgb: torch.Tensor, impl: str = "fast") -> torch.Tensor:
     return lab.view(*lead, 3, h, w).to(rgb.dtype if rgb.is_floating_point() else torch.float32)
 
 
-def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) LAB -> RGB float in [0, 1] (clipped: out-of-gamut ab is possible)."""
-    return kornia.color.lab_to_rgb(lab, clip=True)
+# The inverse products: (L, a, b) -> (fx, fy, fz), and X/Xn, Y/Yn, Z/Zn -> linear sRGB (white point folded in).
+_LAB_TO_F = torch.linalg.inv(_F_TO_LAB.double()).float()
+_XYZN_TO_RGB = torch.linalg.inv(_RGB_TO_XYZN.double()).float()
+_KAPPA = 0.2068966  # Kornia's threshold on f (6/29)
+_LINEAR_EPSILON = 0.0031308
+
+
+def lab_to_rgb(lab: torch.Tensor, impl: str = "fast") -> torch.Tensor:
+    """(*, 3, H, W) LAB -> RGB float in [0, 1] (clipped: out-of-gamut ab is possible).
+
+    impl="fast" (default) equals Kornia's lab_to_rgb(clip=True) within 1e-3 (tests/test_perf_equivalence.py) in
+    less time on the CPU (BENCHMARKS.md), as `rgb_to_lab` does: two matrix products and in-place passes;
+    impl="kornia" calls Kornia itself.
+    """
+    if impl == "kornia" or lab.requires_grad:  # the fast path works in place, which autograd cannot follow
+        return kornia.color.lab_to_rgb(lab, clip=True)
+    if impl != "fast":
+        raise ValueError(f"lab_to_rgb impl={impl!r}: expected fast or kornia")
+    *lead, channels, h, w = lab.shape
+    if channels != 3:
+        raise ValueError(f"lab_to_rgb: expected (*, 3, H, W), got {tuple(lab.shape)}")
+    dtype = torch.float64 if lab.dtype == torch.float64 else torch.float32
+    device = lab.device
+    # Few new full-size tensors: on the CPU each costs more (fresh memory) than an in-place pass. Autocast off: the
+    # matrix products stay in full precision under bf16-mixed.
+    with torch.autocast(device.type, enabled=False):
+        to_f = _LAB_TO_F.to(device, dtype)
+        f = torch.matmul(to_f, lab.to(dtype).reshape(-1, 3, h * w)).sub_(to_f @ _L_OFFSET.to(device, dtype))
+        f[:, 2].clamp_(min=0.0)  # as Kornia: fz below 0 (Z < 0) is out of range
+        above = f > _KAPPA
+        xyz = f.square().mul_(f)
+        xyz = torch.where(above, xyz, f.sub_(4.0 / 29.0).div_(7.787), out=xyz)
+        rgb = torch.matmul(_XYZN_TO_RGB.to(device, dtype), xyz)
+        above = torch.gt(rgb, _LINEAR_EPSILON, out=above)
+        # the sRGB curve: x^(1 / 2.4) as exp(log(x) / 2.4), cheaper than pow
+        curve = rgb.clamp(min=_LINEAR_EPSILON).log_().div_(2.4).exp_().mul_(1.055).sub_(0.055)
+        rgb = torch.where(above, curve, rgb.mul_(12.92), out=curve).clamp_(0.0, 1.0)
+    return rgb.view(*lead, 3, h, w).to(lab.dtype if lab.is_floating_point() else torch.float32)
 
 
 def merge_l_ab(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
