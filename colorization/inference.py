@@ -185,7 +185,7 @@ class Colorizer:
 
     def __init__(self, model: InferenceModel, size: int | None = None):
         self.model = model
-        self.size = size or model.image_size or DEFAULT_SIZE  # yours, else the size the checkpoint records
+        self.size = size if size is not None else model.image_size or DEFAULT_SIZE  # yours, else the checkpoint's
         check_image_size(self.size, "--size")
 
     @classmethod

@@ -128,6 +128,8 @@ def test_hints_map_onto_the_network_grid(tiny_checkpoint):
     colorizer = Colorizer.from_checkpoint(tiny_checkpoint)
     assert colorizer.size == 64  # the checkpoint's training size, not the default 256
     assert Colorizer(colorizer.model, size=96).size == 96  # the user's --size wins over it
+    with pytest.raises(ValueError, match="--size=0"):  # not taken for "no size given"
+        Colorizer(colorizer.model, size=0)
     photo = colorizer.load_photo(CHELSEA)
     assert photo.L_net.shape[-2:] == (48, 80)  # 451 x 300 at about 64 x 64 pixels, aspect kept, multiples of 16
     # One photo pixel still hints one grid cell: pixel (450, 299) lies in cell (47, 79).
