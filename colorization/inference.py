@@ -21,7 +21,7 @@ from colorization.checkpoint import load_weights, read_checkpoint, trained_image
 from colorization.data.decode import MAX_PIXELS, load_rgb
 from colorization.hint_file import Hint, check_inside, to_hex
 from colorization.models import SIZE_MULTIPLE, build_backbone, check_image_size, fold_batchnorm
-from colorization.transforms import bins_to_ab, decode_logits, merge_l_ab, rgb_to_lab
+from colorization.transforms import bins_to_ab, decode_logits, merge_l_ab, rgb_to_lab, rgb_to_lightness
 from colorization.transforms.encoding import (
     INPUTS,
     absolute_logits,
@@ -196,7 +196,7 @@ class Colorizer:
     def load_photo(self, path: str, max_pixels: int = MAX_PIXELS) -> Photo:
         """Any photo Pillow reads (gray or colour: only its L is used); DecodeError names the file."""
         rgb = torch.from_numpy(np.array(load_rgb(path, max_pixels))).permute(2, 0, 1).unsqueeze(0)
-        L = rgb_to_lab(rgb)[:, :1].clone()  # not a view: it would keep the whole 3-channel LAB photo alive
+        L = rgb_to_lightness(rgb)
         return Photo(L, resize_L(L, *network_grid(*L.shape[-2:], self.size)), os.path.basename(path))
 
     def hint_grid(self, photo: Photo, hints: list[Hint]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,7 @@ from colorization.data import ColorizationDataModule, decode, decode_image
 from colorization.data.catalogue import sample_photo_paths
 from colorization.data.decode import CachedImages, ImageFiles, build_cache, find_cache
 from colorization.system import ColorizationSystem
-from colorization.transforms import PaperHints, ab_to_bins, lab_to_rgb, prepare_batch, rgb_to_lab
+from colorization.transforms import PaperHints, ab_to_bins, lab_to_rgb, prepare_batch, rgb_to_lab, rgb_to_lightness
 
 
 def colour_grid() -> torch.Tensor:
@@ -49,6 +49,16 @@ def test_fast_lab_takes_any_layout_and_leading_shape():
         rgb_to_lab(rgb, impl="numpy")
     with pytest.raises(ValueError, match=r"\(\*, 3, H, W\)"):
         rgb_to_lab(rgb[:, :2])
+
+
+def test_lightness_alone_equals_lab_l():
+    rgb = colour_grid()
+    L = rgb_to_lightness(rgb)
+    assert L.shape == (1, 1, 1, rgb.shape[-1]) and L.dtype == torch.float32
+    assert (L - rgb_to_lab(rgb, impl="kornia")[:, :1]).abs().max() < 1e-3
+    assert torch.equal(rgb_to_lightness(rgb[0]), L[0])  # (3, H, W)
+    with pytest.raises(ValueError, match="uint8"):
+        rgb_to_lightness(rgb.float())
 
 
 def test_fast_lab_keeps_gradients():
