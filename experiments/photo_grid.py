@@ -12,6 +12,7 @@ import sys
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 from colorization.checkpoint import CheckpointError
 from colorization.data.decode import load_rgb
@@ -46,8 +47,8 @@ def main(argv=None) -> int:
     parser.add_argument("--points", default="0,10,100,500", help="hint counts (comma-separated)")
     parser.add_argument("--limit", type=int, default=None, help="the first N photos (sorted by name)")
     args = parser.parse_args(argv)
-    sizes, counts = ([int(v) for v in option.split(",")] for option in (args.sizes, args.points))
     try:
+        sizes, counts = ([int(v) for v in option.split(",")] for option in (args.sizes, args.points))
         model = load_model(args.ckpt)
         colorizers = {size: Colorizer(model, size) for size in sizes}
         names = sorted(os.listdir(args.photos))[:args.limit]
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
         return 2
     scores = {(size, n): [] for size in sizes for n in counts}
     seconds = {size: [] for size in sizes}
-    for index, name in enumerate(names):
+    for index, name in enumerate(tqdm(names, desc="photo_grid", unit="photo")):
         path = os.path.join(args.photos, name)
         truth = np.asarray(load_rgb(path))
         for size, colorizer in colorizers.items():

@@ -4,6 +4,7 @@ bad checkpoint as a one-line error."""
 import shutil
 
 import numpy as np
+import pytest
 
 from colorization.data.catalogue import sample_photo_paths
 from experiments import photo_grid
@@ -31,8 +32,10 @@ def test_hints_take_the_photos_own_colour():
             assert hint.color == ((200, 20, 10) if hint.x > 31 else (0, 0, 0))
 
 
-def test_a_bad_checkpoint_is_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("options", [["--ckpt", "x.ckpt"], ["--sizes", "192,big"]])
+def test_bad_options_are_one_line(tmp_path, capsys, monkeypatch, options):
     (tmp_path / "x.ckpt").write_text("hello")
-    assert photo_grid.main([str(tmp_path), "--ckpt", str(tmp_path / "x.ckpt")]) == 2
+    monkeypatch.chdir(tmp_path)
+    assert photo_grid.main([str(tmp_path), *options]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("photo_grid: error: "), lines
