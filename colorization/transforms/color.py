@@ -34,6 +34,14 @@ def _linear(rgb: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return _LINEAR_LUT.to(device=rgb.device, dtype=dtype)[rgb.int()]
 
 
+def _lab_f(xyz: torch.Tensor) -> torch.Tensor:
+    """CIELAB's f of X/Xn, Y/Yn, Z/Zn (a new tensor; xyz is overwritten): the cube root above epsilon, the linear
+    segment below."""
+    above = xyz > _EPSILON
+    f = xyz.clamp_min(_EPSILON).log_().mul_(1.0 / 3.0).exp_()  # cube root: exp(log / 3), cheaper than pow
+    return torch.where(above, f, xyz.mul_(7.787).add_(4.0 / 29.0), out=f)
+
+
 def rgb_to_lab(rgb: torch.Tensor, impl: str = "fast") -> torch.Tensor:
     """(*, 3, H, W) RGB, uint8 or float in [0, 1] -> (*, 3, H, W) float LAB.
 
@@ -50,10 +58,7 @@ def rgb_to_lab(rgb: torch.Tensor, impl: str = "fast") -> torch.Tensor:
     if channels != 3:
         raise ValueError(f"rgb_to_lab: expected (*, 3, H, W), got {tuple(rgb.shape)}")
     xyz = torch.matmul(_RGB_TO_XYZN.to(rgb.device, dtype), _linear(rgb, dtype).reshape(-1, 3, h * w))
-    above = xyz > _EPSILON
-    f = xyz.clamp_min(_EPSILON).log_().mul_(1.0 / 3.0).exp_()  # cube root: exp(log / 3), cheaper than pow
-    f = torch.where(above, f, xyz.mul_(7.787).add_(4.0 / 29.0), out=f)
-    lab = torch.matmul(_F_TO_LAB.to(rgb.device, dtype), f).add_(_L_OFFSET.to(rgb.device, dtype))
+    lab = torch.matmul(_F_TO_LAB.to(rgb.device, dtype), _lab_f(xyz)).add_(_L_OFFSET.to(rgb.device, dtype))
     return lab.view(*lead, 3, h, w).to(rgb.dtype if rgb.is_floating_point() else torch.float32)
 
 
@@ -64,10 +69,7 @@ def rgb_to_lightness(rgb: torch.Tensor) -> torch.Tensor:
     if rgb.dtype != torch.uint8 or channels != 3:
         raise ValueError(f"rgb_to_lightness: expected uint8 (*, 3, H, W), got {rgb.dtype} {tuple(rgb.shape)}")
     y = torch.matmul(_RGB_TO_XYZN[1:2].to(rgb.device), _linear(rgb, torch.float32).reshape(-1, 3, h * w))
-    above = y > _EPSILON
-    cube_root = y.clamp_min(_EPSILON).log_().mul_(1.0 / 3.0).exp_()
-    L = torch.where(above, cube_root.mul_(116.0).sub_(16.0), y.mul_(116.0 * 7.787), out=cube_root)
-    return L.view(*lead, 1, h, w)
+    return _lab_f(y).mul_(116.0).sub_(16.0).view(*lead, 1, h, w)  # the L row of _F_TO_LAB and _L_OFFSET
 
 
 # The inverse products: (L, a, b) -> (fx, fy, fz), and X/Xn, Y/Yn, Z/Zn -> linear sRGB (white point folded in).
