@@ -1,16 +1,18 @@
 #!/bin/bash
 # The reference model and the recipe ablations, side by side on one GPU (experiments/results/reference_model.md).
-# Usage: bash experiments/reference_gpu.sh PHOTOS_DIR OUT_DIR MINUTES [INIT]
+# Usage: bash experiments/reference_gpu.sh PHOTOS_DIR OUT_DIR MINUTES [INIT [OPTION ...]]
 # reference: the default recipe at the default widths, 256 px crops (a3: the same recipe at the small scale). a1-a6: the same data at 128 px with widths
 # [16,32,64,128], each changing the recipe in one way (a1 is the paper's settings). Each run keeps its best
 # checkpoint on val/psnr; they come back as float16 exports (split to fit the device tool's 16 MiB a file).
 # With INIT (`reference`: the shipped model, or a checkpoint) only the reference runs, fine-tuned from INIT with the
-# whole GPU (256 px crops of photos loaded at 288, version 4's scale; lr 3e-4), its best checkpoint by val/psnr_10pts.
+# whole GPU (256 px crops of photos loaded at 288, version 4's scale; lr 3e-4), its best checkpoint by val/psnr_10pts;
+# OPTIONs after INIT go to experiments.train_reference (e.g. optimizer.lr=0.001 --batch-size 64).
 set -u
-usage() { sed -n '2,8p' "$0" | cut -c3-; }  # the comment above
+usage() { sed -n '2,9p' "$0" | cut -c3-; }  # the comment above
 case "${1-}" in -h|--help) usage; exit 0;; esac
-if [ $# -lt 3 ] || [ $# -gt 4 ]; then usage >&2; exit 2; fi
+if [ $# -lt 3 ]; then usage >&2; exit 2; fi
 photos=$1 out=$2 minutes=$3 init=${4-}
+shift $(( $# < 4 ? $# : 4 ))
 # the experiments package importable wherever the script is started from
 export PYTHONPATH="$(cd "$(dirname "$0")/.." && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 work=${WORK:-/tmp/reference-runs}
@@ -21,7 +23,7 @@ small="--size 128 --batch-size 32 model.widths=[16,32,64,128]"
 run() { name=$1; shift; python3 -m experiments.train_reference --out "$work/$name" "$@" > "$work/$name.log" 2>&1; }
 if [ -n "$init" ]; then
   run reference $common --size 256 --load-size 288 --batch-size 32 --init "$init" --monitor val/psnr_10pts \
-    optimizer.lr=0.0003 decode=expectation
+    optimizer.lr=0.0003 decode=expectation "$@"
   status=$?
   tail -5 "$work/reference.log"
   python3 -m experiments.export_reference "$work/reference/checkpoints/best.ckpt" --out "$work/reference.pt" \
