@@ -1,9 +1,11 @@
 """Ship a trained checkpoint as the package's reference model: float16 weights + its SHA-256.
 
-    python -m experiments.export_reference CKPT [--image-size 192]
+    python -m experiments.export_reference CKPT [CKPT ...] [--image-size 192]
 
 Writes colorization/weights/reference.pt (hyper-parameters, the state dict in float16, the training size; loads
-with torch.load(weights_only=True)) and records its SHA-256 in colorization/weights/__init__.py.
+with torch.load(weights_only=True)) and records its SHA-256 in colorization/weights/__init__.py. Several
+checkpoints of one recipe, fine-tuned from one start, are averaged weight by weight (a "model soup", Wortsman et
+al. 2022): version 5 is two such runs averaged (experiments/results/reference_model.md).
 """
 
 import argparse
@@ -17,9 +19,24 @@ from colorization import weights
 from colorization.system import load_system
 
 
+def averaged_system(paths: list[str]):
+    """The system of the first checkpoint with the floating-point weights of all averaged (integer buffers: the
+    first's); ValueError naming a checkpoint of another recipe."""
+    systems = [load_system(path) for path in paths]
+    for path, system in zip(paths[1:], systems[1:]):
+        if dict(system.hparams) != dict(systems[0].hparams):
+            raise ValueError(f"{path}: another recipe than {paths[0]}'s; only one recipe's weights average")
+    states = [system.state_dict() for system in systems]
+    systems[0].load_state_dict({k: sum(state[k] for state in states) / len(states) if v.is_floating_point() else v
+                                for k, v in states[0].items()})
+    return systems[0]
+
+
 def main():
     parser = argparse.ArgumentParser(prog="python -m experiments.export_reference", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a checkpoint written by train.py or experiments.train_reference")
+    parser.add_argument("checkpoints", nargs="+", metavar="checkpoint",
+                        help="a checkpoint written by train.py or experiments.train_reference; several of one recipe "
+                        "are averaged")
     parser.add_argument("--image-size", type=int, default=192,
                         help="the size colorize and the app run it at (192: as good as 256 on whole photos, faster)")
     parser.add_argument("--decode", choices=["annealed_mean", "expectation", "argmax"],
@@ -27,7 +44,10 @@ def main():
     parser.add_argument("--out", help="write the float16 file here instead of shipping it (no checksum recorded)")
     args = parser.parse_args()
 
-    system = load_system(args.checkpoint)
+    try:
+        system = averaged_system(args.checkpoints)
+    except ValueError as error:  # CheckpointError too: one line naming the file
+        parser.exit(2, f"error: {error}\n")
     if args.decode:
         system.hparams.decode = args.decode
     state = {k: v.half() if v.is_floating_point() else v for k, v in system.state_dict().items()}

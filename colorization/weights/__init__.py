@@ -7,7 +7,7 @@ from importlib.resources import files
 REFERENCE = "reference"
 REFERENCE_FILE = "reference.pt"  # float16 weights, loadable with torch.load(weights_only=True)
 # set by experiments/export_reference.py
-REFERENCE_SHA256 = "82256e8747f4dc678500d0b1ed1d9464bc482b94712015ec59762f2bc519fa4b"
+REFERENCE_SHA256 = "1d11bed8cea7fe7b42b8e8547601aba643cc9c97500654f5232179442ed38cd2"
 
 
 class WeightsError(ValueError):
