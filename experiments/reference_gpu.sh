@@ -6,9 +6,10 @@
 # checkpoint on val/psnr; they come back as float16 exports (split to fit the device tool's 16 MiB a file).
 # With INIT (`reference`: the shipped model, or a checkpoint) only the reference runs, fine-tuned from INIT with the
 # whole GPU (256 px crops of photos loaded at 288, version 4's scale; lr 3e-4), its best checkpoint by val/psnr_10pts;
-# OPTIONs after INIT go to experiments.train_reference (e.g. optimizer.lr=0.001 --batch-size 64).
+# OPTIONs after INIT go to experiments.train_reference (e.g. optimizer.lr=0.001 --batch-size 64). The runs are
+# written under $WORK (default /tmp/reference-runs): two calls side by side need a WORK each.
 set -u
-usage() { sed -n '2,9p' "$0" | cut -c3-; }  # the comment above
+usage() { sed -n '2,10p' "$0" | cut -c3-; }  # the comment above
 case "${1-}" in -h|--help) usage; exit 0;; esac
 if [ $# -lt 3 ]; then usage >&2; exit 2; fi
 photos=$1 out=$2 minutes=$3 init=${4-}
