@@ -38,7 +38,8 @@ DOCUMENTED = [
     "bash experiments/reference_gpu.sh",
 ]
 NOT_RUN = {"bash .ci/install-browser.sh": "installs Chromium for the whole machine (CI)",
-           "python -m venv": "the standard library's"}
+           "python -m venv": "the standard library's",
+           "python -m pip": "pip's (installs the carried wheels on a lent GPU machine)"}
 DOCS = ["README.md", "BENCHMARKS.md", "Makefile", "conf/**/*.yaml", "experiments/**/*.py", "experiments/**/*.md",
         "experiments/**/*.sh"]
 # `python -m MODULE`, `python[3] PATH.py` or `bash PATH.sh`, each with what may follow (a bench section).
