@@ -191,7 +191,10 @@ def main():
         logger=L.pytorch.loggers.CSVLogger(args.out, name="csv", version=""),
         callbacks=[FewHintsValidation(),  # before the checkpoint callback, which reads what it logs
                    ModelCheckpoint(os.path.join(args.out, "checkpoints"), "best", monitor=args.monitor, mode="max",
-                                   auto_insert_metric_name=False, save_last=True)],
+                                   auto_insert_metric_name=False),
+                   # every validation (Lightning's save_last writes only when the best changes, as conf/callbacks)
+                   ModelCheckpoint(os.path.join(args.out, "checkpoints"), "last", monitor=None, save_top_k=1,
+                                   enable_version_counter=False)],
         enable_progress_bar=sys.stdout.isatty())
     fit_started = time.time()
     trainer.fit(system, datamodule=data)
