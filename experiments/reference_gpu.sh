@@ -21,6 +21,9 @@ mkdir -p "$work" "$out"
 common="--photos $photos --minutes $minutes --val 48 --steps-per-epoch 200 trainer.precision=${PRECISION:-bf16-mixed}"
 common="$common data.max_gray_fraction=0.95"
 small="--size 128 --batch-size 32 model.widths=[16,32,64,128]"
+# the logs and the reference's export into OUT, split to fit the device tool's 16 MiB a file
+pack() { tar czf "$out/logs.tgz" -C "$work" --exclude='*.ckpt' --exclude='*.pt' . &&
+  split -b 15M "$work/reference.pt" "$out/reference.pt.part-" && ls -la "$out"; }
 run() { name=$1; shift; python3 -m experiments.train_reference --out "$work/$name" "$@" > "$work/$name.log" 2>&1; }
 if [ -n "$init" ]; then
   run reference $common --size 256 --load-size 288 --batch-size 32 --init "$init" --monitor val/psnr_10pts \
@@ -29,9 +32,7 @@ if [ -n "$init" ]; then
   tail -5 "$work/reference.log"
   python3 -m experiments.export_reference "$work/reference/checkpoints/best.ckpt" --out "$work/reference.pt" \
     --decode expectation || exit 1
-  tar czf "$out/logs.tgz" -C "$work" --exclude='*.ckpt' --exclude='*.pt' .
-  split -b 15M "$work/reference.pt" "$out/reference.pt.part-"
-  ls -la "$out"
+  pack
   exit $status
 fi
 # Seven processes on 16 cores: with torch's default threads each, the first try never got past decoding the photos
@@ -51,7 +52,5 @@ for run in "$work"/*/; do
   python3 -m experiments.export_reference "$run/checkpoints/best.ckpt" --out "$work/$name.pt" \
     --image-size $([ "$name" = reference ] && echo 192 || echo 128)
 done
-tar czf "$out/logs.tgz" -C "$work" --exclude='*.ckpt' --exclude='*.pt' .
-split -b 15M "$work/reference.pt" "$out/reference.pt.part-"
 tar cf - -C "$work" $(cd "$work" && ls a*.pt) | split -b 15M - "$out/ablations.tar.part-"
-ls -la "$out"
+pack

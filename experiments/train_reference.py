@@ -185,16 +185,16 @@ def main():
     if args.init:
         load_init(system, args.init)
     os.makedirs(args.out, exist_ok=True)
+    checkpoints = os.path.join(args.out, "checkpoints")
     trainer = L.Trainer(
         default_root_dir=args.out, max_time={"minutes": args.minutes}, max_steps=args.steps, max_epochs=-1,
         precision=cfg.trainer.precision, accelerator="auto", devices=1, log_every_n_steps=20,
         logger=L.pytorch.loggers.CSVLogger(args.out, name="csv", version=""),
         callbacks=[FewHintsValidation(),  # before the checkpoint callback, which reads what it logs
-                   ModelCheckpoint(os.path.join(args.out, "checkpoints"), "best", monitor=args.monitor, mode="max",
+                   ModelCheckpoint(checkpoints, "best", monitor=args.monitor, mode="max",
                                    auto_insert_metric_name=False),
-                   # every validation (Lightning's save_last writes only when the best changes, as conf/callbacks)
-                   ModelCheckpoint(os.path.join(args.out, "checkpoints"), "last", monitor=None, save_top_k=1,
-                                   enable_version_counter=False)],
+                   # train.py's last.ckpt, written at every validation (Lightning's save_last: only on a new best)
+                   hydra.utils.instantiate(cfg.callbacks.last_checkpoint, dirpath=checkpoints)],
         enable_progress_bar=sys.stdout.isatty())
     fit_started = time.time()
     trainer.fit(system, datamodule=data)
