@@ -39,10 +39,11 @@ def read_checkpoint(path: str | None, map_location="cpu") -> dict:
     return checkpoint
 
 
-def load_weights(module: torch.nn.Module, state_dict: dict, checkpoint: dict) -> None:
-    """`module.load_state_dict(state_dict)`; CheckpointError naming the file when the weights do not fit."""
+def load_weights(module: torch.nn.Module, state_dict: dict, checkpoint: dict, assign: bool = False) -> None:
+    """`module.load_state_dict(state_dict, assign=assign)` (assign: a module built on the meta device takes the
+    tensors themselves); CheckpointError naming the file when the weights do not fit."""
     try:
-        module.load_state_dict(state_dict)
+        module.load_state_dict(state_dict, assign=assign)
     except RuntimeError as error:
         h = checkpoint["hyper_parameters"]
         raise CheckpointError(f"{checkpoint['path']}: weights do not fit {h['net']} with {h.get('n_bins', 32)} bins: "

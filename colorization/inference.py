@@ -71,6 +71,8 @@ class InferenceModel:
                  channels_last: bool = True, image_size: int | None = None, bf16: bool = True,
                  output: str = "absolute"):
         self.net = fold_batchnorm(net.eval())
+        if channels_last:  # the weights in the layout the convolutions take them in: not converted at every call
+            self.net.to(memory_format=torch.channels_last)
         self.n_bins, self.ab_range, self.input_encoding = n_bins, tuple(ab_range), input_encoding
         self.decode, self.temperature, self.channels_last = decode, temperature, channels_last
         self.output = output  # absolute, or residual: corrections to the fill (`absolute_logits`)
@@ -83,9 +85,11 @@ class InferenceModel:
         """From `read_checkpoint`'s dictionary; CheckpointError when the weights do not fit their network."""
         h = checkpoint["hyper_parameters"]
         encoding = h.get("input_encoding", "paper")
-        net = build_backbone(**h["net"], in_channels=INPUTS[encoding], n_bins=h.get("n_bins", 32))
+        with torch.device("meta"):  # no random initialisation to throw away: every weight is the checkpoint's
+            net = build_backbone(**h["net"], in_channels=INPUTS[encoding], n_bins=h.get("n_bins", 32))
         weights = {k[len("net."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
-        load_weights(net, weights, checkpoint)
+        load_weights(net, weights, checkpoint, assign=True)
+        net.float()  # the shipped weights are stored in float16
         keys = ("n_bins", "ab_range", "decode", "temperature", "channels_last", "output")
         return cls(net, input_encoding=encoding, image_size=trained_image_size(checkpoint),
                    **{k: h[k] for k in keys if k in h})
@@ -104,7 +108,7 @@ class InferenceModel:
         if self._dtype(device) == torch.float32:
             return self.net
         if self._bf16_net is None:
-            self._bf16_net = copy.deepcopy(self.net).to(torch.bfloat16)
+            self._bf16_net = copy.deepcopy(self.net).to(torch.bfloat16)  # keeps the weights' layout
         return self._bf16_net
 
     @property

@@ -1,12 +1,15 @@
 """Inference figures for `colorize` and the app: ms per re-colorization at the network size (p50, p95) for
-each backbone (untrained, the default widths of conf/model), and the stages of a full-resolution run on a
-synthesized 12-megapixel photo.
+each backbone (untrained, the default widths of conf/model), the stages of a full-resolution run on a
+synthesized 12-megapixel photo, and the command itself from start to exit against its goal (1.5 s), beside
+what importing torch alone costs.
 
-Usage: python -m experiments.bench colorize [--size 256] [--repeats 20]
+Usage: python -m experiments.bench colorize [--size 256] [--repeats 20] [--runs 7]
 """
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from functools import partial
@@ -49,12 +52,36 @@ def synthesize_photo(folder: str, width: int, height: int) -> str:
     return path
 
 
+COMMAND_GOAL = 1.5  # seconds: `colorize photo.jpg`, start to exit (issue 15)
+
+
+def command_seconds(folder: str, runs: int) -> dict[str, list[float]]:
+    """Wall seconds of whole processes, the variants run in turns (load on the machine falls on all alike):
+    `colorize` as installed; the same without its shortcut past the interpreter's teardown; importing torch."""
+    photo = next(path for path in sample_photo_paths() if path.endswith("chelsea.png"))
+    out = os.path.join(folder, "chelsea-colour.png")
+    variants = {
+        "`colorize chelsea.png -o OUT` (the command)": ["-c", "from colorization.cli.colorize import run; run()"],
+        "the same, exiting through the interpreter's teardown": [
+            "-c", "import sys; from colorization.cli.colorize import main; sys.exit(main())"],
+        "importing torch alone (the floor)": ["-c", "import os, torch; os._exit(0)"],
+    }
+    seconds = {name: [] for name in variants}
+    for _ in range(runs):
+        for name, args in variants.items():
+            start = time.perf_counter()
+            subprocess.run([sys.executable, *args, photo, "-o", out], check=True, capture_output=True)
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m experiments.bench colorize", description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=256, help="network input size")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--width", type=int, default=4000)
     parser.add_argument("--height", type=int, default=3000)
+    parser.add_argument("--runs", type=int, default=7, help="runs of each whole-command variant")
     args = parser.parse_args(argv)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())  # other work on the machine inflates every figure
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, load {load}\n")
@@ -87,6 +114,11 @@ def main(argv=None):
         print("| stage | ms |\n| --- | ---: |")
         for stage, work in stages.items():
             print(f"| {stage} | {percentiles_ms(work, 3, warmup=0)[0]:.0f} |")
+
+        print(f"\n## The command, start to exit (the reference model; median of {args.runs} runs in turns), s\n")
+        print(f"| process | median | min | / goal ({COMMAND_GOAL} s) |\n| --- | ---: | ---: | ---: |")
+        for name, times in command_seconds(folder, args.runs).items():
+            print(f"| {name} | {np.median(times):.2f} | {min(times):.2f} | {np.median(times) / COMMAND_GOAL:.2f} |")
 
 
 if __name__ == "__main__":

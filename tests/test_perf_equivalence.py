@@ -9,6 +9,8 @@ import torch
 from colorization.data import ColorizationDataModule, decode, decode_image
 from colorization.data.catalogue import sample_photo_paths
 from colorization.data.decode import CachedImages, ImageFiles, build_cache, find_cache
+from colorization.inference import InferenceModel
+from colorization.models import build_backbone
 from colorization.system import ColorizationSystem
 from colorization.transforms import PaperHints, ab_to_bins, lab_to_rgb, prepare_batch, rgb_to_lab, rgb_to_lightness
 
@@ -180,6 +182,25 @@ def test_predict_runs_bf16_where_native_and_float32_when_switched_off(name):
     assert (ab - system.decode(reference)).abs().max() < 1.0  # LAB units
     if getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)():  # this machine: bf16 really ran
         assert not torch.allclose(fast, reference, atol=1e-4, rtol=1e-4)
+
+
+def test_predict_holds_the_weights_in_the_layout_the_convolutions_take():
+    """With channels_last the weights are converted to it once, not copied into it by every convolution at every
+    call (bfloat16 copy and float32 network alike). The network as a checkpoint builds it: in the default layout
+    (the training system converts its own)."""
+    model = InferenceModel(build_backbone("resunet", widths=[8, 16, 32, 64]))
+    generator = torch.Generator().manual_seed(0)
+    L, hint_ab = torch.rand(1, 1, 32, 32, generator=generator) * 100, torch.randn(1, 2, 32, 32, generator=generator)
+    mask = (torch.rand(1, 1, 32, 32, generator=generator) < 0.1).float()
+    weight_shapes = {tuple(p.shape) for p in model.net.parameters() if p.dim() == 4 and p.shape[-1] > 1}
+    for bf16 in (True, False):
+        model.bf16 = bf16
+        with torch.no_grad():
+            model.predict(L, hint_ab, mask)  # the first call makes the bfloat16 copy
+            with torch.profiler.profile(record_shapes=True) as profile:
+                model.predict(L, hint_ab, mask)
+        copied = [event.input_shapes[0] for event in profile.events() if event.name == "aten::copy_"]
+        assert not [shape for shape in copied if tuple(shape) in weight_shapes], bf16
 
 
 def test_colour_metrics_are_float32_under_bf16_mixed():

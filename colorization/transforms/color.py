@@ -4,7 +4,6 @@ Kornia's LAB: L in 0..100, a about -86..98, b about -108..95 over sRGB.
 """
 
 import cv2
-import kornia.color
 import torch
 
 # Kornia's sRGB (D65) -> XYZ matrix with each row divided by the white point: X/Xn, Y/Yn, Z/Zn in one product.
@@ -50,6 +49,8 @@ def rgb_to_lab(rgb: torch.Tensor, impl: str = "fast") -> torch.Tensor:
     impl="kornia" calls Kornia itself.
     """
     if impl == "kornia" or rgb.requires_grad:  # the fast path works in place, which autograd cannot follow
+        import kornia.color  # here, not at the top: importing it slows the start of `colorize` and the app
+
         return kornia.color.rgb_to_lab(rgb.float() / 255.0 if rgb.dtype == torch.uint8 else rgb)
     if impl != "fast":
         raise ValueError(f"rgb_to_lab impl={impl!r}: expected fast or kornia")
@@ -87,6 +88,8 @@ def lab_to_rgb(lab: torch.Tensor, impl: str = "fast") -> torch.Tensor:
     impl="kornia" calls Kornia itself.
     """
     if impl == "kornia" or lab.requires_grad:  # the fast path works in place, which autograd cannot follow
+        import kornia.color  # as in rgb_to_lab
+
         return kornia.color.lab_to_rgb(lab, clip=True)
     if impl != "fast":
         raise ValueError(f"lab_to_rgb impl={impl!r}: expected fast or kornia")

@@ -196,6 +196,7 @@ def shifted_mean(logits: torch.Tensor, shift_ab: torch.Tensor, low: float = -128
     centre moved by the shift and held inside the end bins' centres (where the split leaves mass beyond the
     range), weighted by the bin's probability. A third of the work: the expectation decoding of output=residual."""
     centres = bin_centers(logits.shape[2], low, high, logits.device)
-    moved = (centres + shift_ab.float().unsqueeze(-1)).clamp_(centres[0], centres[-1])  # (B, 2, H, W, n)
-    # bins last: the layout a channels-last network gives them in, where softmax needs no copy
-    return (logits.movedim(2, -1).softmax(dim=-1, dtype=torch.float32) * moved).sum(dim=-1)
+    # (B, H, W, 2, n): the layout a channels-last network gives them in, where softmax needs no copy
+    probs = logits.permute(0, 3, 4, 1, 2).softmax(dim=-1, dtype=torch.float32)
+    moved = (centres + shift_ab.float().permute(0, 2, 3, 1).unsqueeze(-1)).clamp_(centres[0], centres[-1])
+    return moved.mul_(probs).sum(dim=-1).permute(0, 3, 1, 2)
