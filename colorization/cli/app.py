@@ -522,6 +522,7 @@ def serve(colorizer: Colorizer, host: str = "127.0.0.1", port: int | None = None
           max_pixels: int = 40_000_000, block: bool = True) -> gr.Blocks:
     """Build and start the app; with block=False it serves from a thread and returns (tests close it)."""
     app = build_app(colorizer, max_bytes, max_pixels)
+    gc.freeze()  # what start-up made (torch, Gradio, the network) lives on: out of the collector's full passes
     # System fonts: the default theme fetches web fonts, and the app must work offline.
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])
