@@ -116,9 +116,10 @@ def test_bad_input_exits_2_with_one_line(photo, hints, ckpt, expected, bad_input
 
 @pytest.mark.slow
 def test_console_script_exit_code(tmp_path):
-    """The installed process itself exits with 2 and a one-line message (no traceback)."""
+    """The installed process itself exits with 2 and a one-line message (no traceback), written out before it
+    exits past the interpreter's teardown."""
     (tmp_path / "x.ckpt").write_text("hello")
-    result = run_colorize(CHELSEA, "--ckpt", tmp_path / "x.ckpt", "-o", tmp_path / "out.png")
+    result = run_colorize(CHELSEA, "--ckpt", tmp_path / "x.ckpt", "-o", tmp_path / "out.png", console_script=True)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"colorize: error: {tmp_path / 'x.ckpt'}: not a colorization"), lines
