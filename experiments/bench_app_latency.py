@@ -4,7 +4,9 @@ Serves `colorization-app` on 127.0.0.1 in this process, opens it in Chromium thr
 photo and a 2400x1600 one (by default an embedded photo, and another scaled up), and clicks `--clicks` times on
 each (every click adds a hint). A click counts from the pointer press to the first frame painted with the new
 result decoded. The server's own share is the time the server spent in its event handlers during that click
-(Gradio's processing, the network, upsampling, LAB -> RGB and writing the shown image).
+(Gradio's processing, the network, upsampling, LAB -> RGB and writing the shown image). Each photo's upload is
+timed too, from handing the file to the page to the status line of its first result (the first photo's includes
+what the page and the server do once, at their first event).
 Prints p50 / p95 per photo; exit code 2 for an unusable --ckpt or a missing browser.
 Usage: python -m experiments.bench_app_latency [--ckpt CKPT] [--clicks 20] [--small PHOTO] [--large PHOTO]
 """
@@ -87,8 +89,10 @@ def clicks_on(page, photo: str, clicks: int, pause: float, server_seconds: list[
 
     page.reload()
     page.evaluate(PAGE_SCRIPT)
+    start = time.perf_counter()
     page.set_input_files("#upload input[type=file]", photo)
     expect(page.locator("#status")).to_contain_text("re-colorized", timeout=120_000)
+    upload = 1000 * (time.perf_counter() - start)  # to the status line, which comes with the first result
     canvas = page.locator("#canvas img")
     expect(canvas).to_be_visible()
     time.sleep(pause)
@@ -103,13 +107,14 @@ def clicks_on(page, photo: str, clicks: int, pause: float, server_seconds: list[
         shown.append(page.evaluate("async () => (await window.benchShown) - window.benchPressed"))
         time.sleep(pause)  # a person's pace; events the click started after the result was shown count too
         server.append(1000 * sum(server_seconds))
-    return {"shown": shown, "server": server}
+    return {"shown": shown, "server": server, "upload": upload}
 
 
 def report(name: str, size: tuple[int, int], times: dict) -> str:
     (p50, p95), (s50, s95) = percentiles(times["shown"]), percentiles(times["server"])
     return (f"{name} {size[0]}x{size[1]}, {len(times['shown'])} clicks: click -> shown p50 {p50:.0f} ms, "
-            f"p95 {p95:.0f} ms; of that the server p50 {s50:.0f} ms, p95 {s95:.0f} ms")
+            f"p95 {p95:.0f} ms; of that the server p50 {s50:.0f} ms, p95 {s95:.0f} ms; "
+            f"upload -> first result {times['upload']:.0f} ms")
 
 
 def run(colorizer: Colorizer, photos: list[str], clicks: int = 20, pause: float = 0.5) -> list[str]:

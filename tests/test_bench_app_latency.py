@@ -20,8 +20,10 @@ def test_the_benchmark_times_clicks_and_the_servers_share(tiny_checkpoint, capsy
     lines = [line for line in capsys.readouterr().out.splitlines() if "clicks: click -> shown" in line]
     assert len(lines) == 2, lines
     for line in lines:
-        shown, server = (float(v) for v in re.search(r"p50 (\d+) ms.*server p50 (\d+) ms", line).groups())
+        shown, server, upload = (float(v) for v in re.search(
+            r"p50 (\d+) ms.*server p50 (\d+) ms.*upload -> first result (\d+) ms", line).groups())
         assert 0 < server < shown  # the server's events were timed, and took part of the click
+        assert upload > server  # the upload: sent, decoded, colorized and shown
 
 
 def test_an_unusable_checkpoint_is_one_line(tmp_path, capsys):

@@ -42,6 +42,7 @@ from colorization.inference import Colorizer, Photo, Prediction, resize_L
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: it reads it once
 import gradio as gr  # noqa: E402
+import matplotlib  # noqa: E402, F401  Gradio imports it in every event (to set its backend): the first upload waited
 
 PREVIEW = 768  # longest side shown in the browser; exports are at full resolution
 N_SUGGESTIONS = 8
