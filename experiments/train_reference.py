@@ -188,7 +188,8 @@ def main():
     checkpoints = os.path.join(args.out, "checkpoints")
     trainer = L.Trainer(
         default_root_dir=args.out, max_time={"minutes": args.minutes}, max_steps=args.steps, max_epochs=-1,
-        precision=cfg.trainer.precision, accelerator="auto", devices=1, log_every_n_steps=20,
+        precision=cfg.trainer.precision, profiler=cfg.trainer.profiler, accelerator="auto", devices=1,
+        log_every_n_steps=20,
         logger=L.pytorch.loggers.CSVLogger(args.out, name="csv", version=""),
         callbacks=[FewHintsValidation(),  # before the checkpoint callback, which reads what it logs
                    ModelCheckpoint(checkpoints, "best", monitor=args.monitor, mode="max",

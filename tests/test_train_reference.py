@@ -1,8 +1,9 @@
 """experiments/train_reference.py end to end on a few embedded photos: a tiny network trains for a few steps, logs
-PSNR with the training hints and at fixed hint counts, the best checkpoint is chosen by the metric asked for, and
-last.ckpt holds the latest weights even when the run is cut off."""
+PSNR with the training hints and at fixed hint counts, the best checkpoint is chosen by the metric asked for,
+last.ckpt holds the latest weights even when the run is cut off, and `trainer.profiler` reports."""
 
 import csv
+import logging
 import math
 import shutil
 
@@ -14,7 +15,7 @@ from experiments import train_reference
 
 
 @pytest.mark.slow
-def test_train_reference_logs_psnr_at_fixed_hint_counts_and_chooses_by_them(tmp_path, monkeypatch):
+def test_train_reference_logs_psnr_at_fixed_hint_counts_and_chooses_by_them(tmp_path, monkeypatch, caplog):
     photos = tmp_path / "photos"
     photos.mkdir()
     for path in sample_photo_paths()[:5]:
@@ -24,10 +25,12 @@ def test_train_reference_logs_psnr_at_fixed_hint_counts_and_chooses_by_them(tmp_
     monkeypatch.setattr("sys.argv", [
         "train_reference", "--photos", str(photos), "--out", str(out), "--steps", "6", "--size", "32",
         "--batch-size", "2", "--val", "2", "--steps-per-epoch", "2", "--monitor", "val/psnr_10pts",
-        "model.widths=[8,16,32,64]", "trainer.precision=32-true", "optimizer.lr=0.3"])
+        "model.widths=[8,16,32,64]", "trainer.precision=32-true", "optimizer.lr=0.3", "trainer.profiler=simple"])
     # as when the run is cut off (a time limit, a kill): Lightning's own last save at the end of training never runs
     monkeypatch.setattr("lightning.pytorch.callbacks.ModelCheckpoint.on_train_end", lambda *args: None)
-    train_reference.main()
+    with caplog.at_level(logging.INFO, logger="lightning"):
+        train_reference.main()
+    assert "FIT Profiler Report" in caplog.text  # train.py's trainer.profiler is honoured
     with open(out / "csv" / "metrics.csv") as f:
         validations = [row for row in csv.DictReader(f) if row["val/psnr"]]
     assert len(validations) == 3  # after steps 2, 4 and 6
