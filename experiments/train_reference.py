@@ -2,8 +2,9 @@
 
     python -m experiments.train_reference --photos DIR [DIR ...] --out DIR --minutes 8 [--size 256] [OVERRIDES]
 
-The system, the trainer and the recipe come from conf/train.yaml exactly as `python train.py OVERRIDES` composes
-them (so the defaults are train.py's); only the data differ: the photos are decoded once into one uint8 tensor on
+The system, the recipe and the trainer's precision and profiler come from conf/train.yaml exactly as
+`python train.py OVERRIDES` composes them (so the defaults are train.py's; the trainer's length, devices and
+logging are this script's own options); only the data differ: the photos are decoded once into one uint8 tensor on
 the device (shorter side scaled to `--load-size`, default `--size` x 9/8, centre square), and every step takes
 random `--size` crops with random flips from it. No FiftyOne and no loader workers, so it runs where only torch,
 Lightning, Hydra and Kornia are installed (a bare GPU machine). Near-gray photos (`data.gray_filter`) and photos
