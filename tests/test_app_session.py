@@ -25,6 +25,16 @@ def colorizer(tiny_checkpoint) -> Colorizer:
     return Colorizer.from_checkpoint(tiny_checkpoint)
 
 
+def test_the_default_hint_patch_covers_three_cells_of_the_photos_grid(colorizer):
+    """The patch size the app starts with is the networks' training hint size: about 3 cells of the photo's own
+    grid across (it was 3 cells of a square grid as wide as the colorizer's size: nearly 4 of a wide photo's)."""
+    photo = colorizer.load_photo(CHELSEA)  # 451x300: a grid wider than it is tall
+    size = colorization_app.default_size(photo)
+    columns = [colorizer.hint_grid(photo, [colorization_app.Hint(x, 150, (200, 50, 50), size)])[1][0, 0]
+               .any(dim=0).sum().item() for x in range(150, 190)]  # 3 or 4 cells, as the patch falls on the grid
+    assert abs(sum(columns) / len(columns) - 3) < 0.25, (size, columns)
+
+
 def test_swatches_follow_the_selected_hint_after_undo(colorizer):
     app = colorization_app
     session = app.open_upload(colorizer, CHELSEA, 10**7, 10**8)

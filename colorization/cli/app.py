@@ -118,9 +118,9 @@ def recolorize(colorizer: Colorizer, session: Session) -> Session:
     return session
 
 
-def default_size(colorizer: Colorizer, photo: Photo) -> int:
-    """A patch of about 3 network pixels: the hint size the networks were trained with."""
-    return max(1, round(3 * max(photo.width, photo.height) / colorizer.size))
+def default_size(photo: Photo) -> int:
+    """A patch of about 3 cells of the photo's network grid: the hint size the networks were trained with."""
+    return max(1, round(3 * photo.width / photo.L_net.shape[-1]))
 
 
 def edit(colorizer: Colorizer, session: Session, hints: list[Hint], selected: int | None) -> Session:
@@ -437,7 +437,7 @@ def build_app(colorizer: Colorizer, max_bytes: int = 30_000_000, max_pixels: int
                                          marks=[], selected=-1)
             # The slider fits the photo: up to its longer side.
             values["size"] = gr.update(maximum=max(new.photo.width, new.photo.height),
-                                       value=default_size(colorizer, new.photo))
+                                       value=default_size(new.photo))
             return changed(colorizer, new, values)
 
         def on_edit(change):
