@@ -14,6 +14,7 @@ from PIL import Image
 
 from colorization.cli import app as colorization_app
 from colorization.data.catalogue import sample_photo_paths
+from colorization.hint_file import Hint
 from colorization.inference import Colorizer
 from experiments.bench_app_latency import CHROMIUM, CHROMIUM_ARGS, HOST, free_port
 
@@ -30,7 +31,7 @@ def test_the_default_hint_patch_covers_three_cells_of_the_photos_grid(colorizer)
     grid across (it was 3 cells of a square grid as wide as the colorizer's size: nearly 4 of a wide photo's)."""
     photo = colorizer.load_photo(CHELSEA)  # 451x300: a grid wider than it is tall
     size = colorization_app.default_size(photo)
-    columns = [colorizer.hint_grid(photo, [colorization_app.Hint(x, 150, (200, 50, 50), size)])[1][0, 0]
+    columns = [colorizer.hint_grid(photo, [Hint(x, 150, (200, 50, 50), size)])[1][0, 0]
                .any(dim=0).sum().item() for x in range(150, 190)]  # 3 or 4 cells, as the patch falls on the grid
     assert abs(sum(columns) / len(columns) - 3) < 0.25, (size, columns)
 
