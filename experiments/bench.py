@@ -7,6 +7,7 @@ description of the machine); and two stand-alone ones, GPU training and the colo
                                                          its figures as JSON on stdout, BENCHMARKS.md untouched
     python -m experiments.bench gpu --dir PHOTOS [...]   GPU training throughput (bench_gpu.py)
     python -m experiments.bench colorize [...]           colorize's own timing (bench_colorize.py)
+    python -m experiments.bench fill [...]               the edge fill's scan, two ways (bench_fill.py)
 
 Every figure is a ratio of two measurements taken here, interleaved; nothing is asserted (tests check equality).
 """
@@ -83,7 +84,8 @@ def section(title: str, started: float) -> None:
 
 
 SECTIONS = ["data", "transforms", "training", "inference", "memory"]  # `make bench`, in this order
-STANDALONE = {"gpu": "experiments.bench_gpu", "colorize": "experiments.bench_colorize"}  # their own options
+STANDALONE = {"gpu": "experiments.bench_gpu", "colorize": "experiments.bench_colorize",  # their own options
+              "fill": "experiments.bench_fill"}
 
 
 def main(argv=None):

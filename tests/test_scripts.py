@@ -28,6 +28,7 @@ DOCUMENTED = [
     "python -m experiments.bench",
     "python -m experiments.bench gpu",
     "python -m experiments.bench colorize",
+    "python -m experiments.bench fill",
     "python -m experiments.bench_train",
     "python -m experiments.load_app",
     "python -m experiments.bench_app_latency",
@@ -43,7 +44,7 @@ NOT_RUN = {"bash .ci/install-browser.sh": "installs Chromium for the whole machi
 DOCS = ["README.md", "BENCHMARKS.md", "Makefile", "conf/**/*.yaml", "experiments/**/*.py", "experiments/**/*.md",
         "experiments/**/*.sh"]
 # `python -m MODULE`, `python[3] PATH.py` or `bash PATH.sh`, each with what may follow (a bench section).
-COMMAND = re.compile(r"\b(python3? -m [\w.]+(?: (?:gpu|colorize)\b)?|python3? [\w./-]+\.py|bash [\w./-]+\.sh)")
+COMMAND = re.compile(r"\b(python3? -m [\w.]+(?: (?:gpu|colorize|fill)\b)?|python3? [\w./-]+\.py|bash [\w./-]+\.sh)")
 
 
 def help_output(command: str, capsys, monkeypatch) -> tuple[int, str]:
@@ -89,3 +90,11 @@ def test_the_docs_name_only_commands_tested_here():
                 found.setdefault(command.replace("python3 ", "python "), path.relative_to(ROOT))
     untested = {command: str(path) for command, path in found.items() if command not in DOCUMENTED + list(NOT_RUN)}
     assert not untested
+
+
+def test_the_fill_bench_times_both_scans(capsys):
+    from experiments.bench_fill import main
+
+    main(["--device", "cpu", "--batch", "1", "--size", "32", "--repeats", "1"])
+    assert re.search(r"torch\.cumsum [\d.]+ ms, shifted additions [\d.]+ ms; cumsum / shifted additions [\d.]+",
+                     capsys.readouterr().out)

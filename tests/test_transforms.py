@@ -17,6 +17,7 @@ from colorization.transforms import (
     class_weights,
     decode_logits,
     edge_aware_fill,
+    encoding,
     fixed_hints,
     hint_confidence,
     make_input,
@@ -152,8 +153,12 @@ def test_the_fade_input_is_the_fill_faded_with_the_distance_to_the_hints():
     assert faded[0, 4:, 250, 250].abs().max() < 0.01 and faded[0, 6, 250, 250] < 0.01  # far away: gray, no trust
 
 
-def test_the_recursive_filter_is_the_pixel_by_pixel_recurrence():
-    """The blocked scan against the domain transform's passes written out one pixel at a time."""
+@pytest.mark.parametrize("gpu_scan", [False, True], ids=["cumsum", "shifted-additions"])
+def test_the_recursive_filter_is_the_pixel_by_pixel_recurrence(gpu_scan, monkeypatch):
+    """The blocked scan against the domain transform's passes written out one pixel at a time; also with the
+    in-block prefix sums a GPU computes (shifted additions), here on the CPU."""
+    if gpu_scan:
+        monkeypatch.setattr(encoding, "_block_cumsum", encoding._shifted_cumsum)
     def one_pixel_at_a_time(signal, weight, dim):
         signal = signal.clone()
         for i in range(1, signal.shape[dim]):
@@ -171,6 +176,8 @@ def test_the_recursive_filter_is_the_pixel_by_pixel_recurrence():
     for dim in (3, 2):
         assert torch.allclose(_recursive_filter(signal, weight, dim), one_pixel_at_a_time(signal, weight, dim),
                               atol=1e-4)
+    x = torch.randn(3, 9, generator=generator)
+    assert torch.allclose(encoding._shifted_cumsum(x), x.cumsum(-1), atol=1e-5)  # lengths not a power of 2
 
 
 def test_the_edge_aware_fill_stops_at_edges_where_push_pull_crosses_them():

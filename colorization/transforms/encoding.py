@@ -81,6 +81,22 @@ SCAN_BLOCK = 4  # pixels per block of `_linear_recurrence`
 MIN_LOG_WEIGHT = -20.0  # a weight below e^-20 counts as e^-20: within a block exp(+-80) stays inside float32
 
 
+def _shifted_cumsum(x: torch.Tensor) -> torch.Tensor:
+    """x.cumsum(-1) as log2(n) shifted additions (Hillis and Steele)."""
+    shift = 1
+    while shift < x.shape[-1]:
+        x = x + F.pad(x[..., :-shift], (shift, 0))
+        shift *= 2
+    return x
+
+
+def _block_cumsum(x: torch.Tensor) -> torch.Tensor:
+    """x.cumsum(-1) over a last dimension of SCAN_BLOCK. On a GPU by shifted additions: CUDA's scan of rows this
+    short made the edge fill 14x slower and half of a training step (experiments/results/gpu_h200.md); on the CPU
+    torch.cumsum is the faster of the two."""
+    return x.cumsum(-1) if x.device.type == "cpu" else _shifted_cumsum(x)
+
+
 def _linear_recurrence(inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """y[i] = inputs[i] + weight[i] * y[i-1] along the last dimension (y[-1] = 0); inputs (..., c, n), weight
     (..., n) in [0, 1]. Inside blocks of SCAN_BLOCK pixels a cumulative sum (y[j] = P[j] * sum over k <= j of
@@ -90,9 +106,9 @@ def _linear_recurrence(inputs: torch.Tensor, weight: torch.Tensor) -> torch.Tens
     blocks = -(-n // SCAN_BLOCK)
     pad = blocks * SCAN_BLOCK - n
     decay = F.pad(weight, (0, pad), value=1.0).clamp_min(math.exp(MIN_LOG_WEIGHT)).log()
-    decay = decay.unflatten(-1, (blocks, SCAN_BLOCK)).cumsum(-1).unsqueeze(-3)  # (..., 1, blocks, block)
+    decay = _block_cumsum(decay.unflatten(-1, (blocks, SCAN_BLOCK))).unsqueeze(-3)  # (..., 1, blocks, block)
     carried = decay.exp()  # how much of a value survives from the block's start to each pixel
-    local = carried * ((-decay).exp() * F.pad(inputs, (0, pad)).unflatten(-1, (blocks, SCAN_BLOCK))).cumsum(-1)
+    local = carried * _block_cumsum((-decay).exp() * F.pad(inputs, (0, pad)).unflatten(-1, (blocks, SCAN_BLOCK)))
     if blocks > 1:  # each block as if it started from 0, plus what the previous block's end carries into it
         ends = _linear_recurrence(local[..., -1], carried[..., 0, :, -1])  # (..., c, blocks)
         local = local + carried * F.pad(ends[..., :-1], (1, 0)).unsqueeze(-1)
