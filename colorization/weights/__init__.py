@@ -7,7 +7,7 @@ from importlib.resources import files
 REFERENCE = "reference"
 REFERENCE_FILE = "reference.pt"  # float16 weights, loadable with torch.load(weights_only=True)
 # set by experiments/export_reference.py
-REFERENCE_SHA256 = "1d11bed8cea7fe7b42b8e8547601aba643cc9c97500654f5232179442ed38cd2"
+REFERENCE_SHA256 = "410586c8826b8683bb4bd977e7f96fb47ab0bfe28cf4fb5b5ba0b63c74ff50d3"
 
 
 class WeightsError(ValueError):
