@@ -1,10 +1,10 @@
 """Inference: the one path from lightness and hints to colour that `colorize`, the app and evaluate.py all use.
 
-`InferenceModel.predict` runs a trained network on (L, hint_ab, mask) and decodes its ab. `Colorizer` does it for
-your own photos at full resolution: the network sees the whole photo at about the area the checkpoint records
-(or the caller's size), aspect kept (`network_grid`); the ab it predicts there is upsampled (bilinear) onto the
-photo's own lightness, so the result keeps the input's size and sharpness. Hints are given in the photo's pixel
-coordinates and mapped onto the grid.
+`InferenceModel.predict` runs a trained network on (L, hint_ab, mask) and decodes its ab (hinted pixels keep their
+hint). `Colorizer` does it for your own photos at full resolution: the network sees the whole photo at about the
+area the checkpoint records (or the caller's size), aspect kept (`network_grid`); the ab it predicts there is
+upsampled (bilinear) onto the photo's own lightness, so the result keeps the input's size and sharpness. Hints are
+given in the photo's pixel coordinates and mapped onto the grid.
 Imports neither Lightning nor FiftyOne, so the command line and the app start quickly.
 """
 
@@ -26,6 +26,7 @@ from colorization.transforms.encoding import (
     INPUTS,
     absolute_logits,
     fill_shift,
+    keep_hints,
     make_input,
     shift_distribution,
     shifted_mean,
@@ -117,8 +118,10 @@ class InferenceModel:
 
     @torch.no_grad()
     def predict(self, L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor) -> Prediction:
-        """(L (B, 1, H, W), hint_ab (B, 2, H, W), mask (B, 1, H, W)) -> its `Prediction`, on the model's device."""
-        x = make_input(*(t.to(self.device) for t in (L, hint_ab, mask)), self.input_encoding)
+        """(L (B, 1, H, W), hint_ab (B, 2, H, W), mask (B, 1, H, W)) -> its `Prediction`, on the model's device: the
+        decoded ab, each hinted pixel keeping its hint (`keep_hints`)."""
+        L, hint_ab, mask = (t.to(self.device) for t in (L, hint_ab, mask))
+        x = make_input(L, hint_ab, mask, self.input_encoding)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         dtype = self._dtype(x.device)
@@ -130,7 +133,7 @@ class InferenceModel:
         else:
             ab = decode_logits(absolute_logits(net_logits.float(), x, self.output, *self.ab_range), self.decode,
                                self.temperature, *self.ab_range)
-        return Prediction(ab, net_logits, shift, self.ab_range)
+        return Prediction(keep_hints(ab, hint_ab, mask), net_logits, shift, self.ab_range)
 
 
 def load_model(path: str | None = REFERENCE, device="cpu") -> InferenceModel:

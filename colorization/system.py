@@ -14,7 +14,7 @@ from colorization.inference import InferenceModel
 from colorization.models import build_backbone
 from colorization.transforms.bins import ab_to_bins, bin_accuracy, class_weights, decode_logits, mean_ab
 from colorization.transforms.color import colourfulness, merge_l_ab
-from colorization.transforms.encoding import AB_SCALE, INPUTS, absolute_logits, check_encoding, make_input
+from colorization.transforms.encoding import AB_SCALE, INPUTS, absolute_logits, check_encoding, keep_hints, make_input
 from colorization.transforms.hints import Batch
 from colorization.weights import REFERENCE
 
@@ -64,8 +64,11 @@ class ColorizationSystem(L.LightningModule):
         """The network's input for a batch of `prepare_batch`."""
         return self.encode(batch["L"], batch["hint_ab"], batch["mask"])
 
-    def decode(self, logits: torch.Tensor) -> torch.Tensor:
-        return decode_logits(logits, self.hparams.decode, self.hparams.temperature, *self.hparams.ab_range)
+    def predict_ab(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The colours shown for a batch's logits: decoded, every hinted pixel keeping its hint (as
+        `InferenceModel.predict`, so validation measures what evaluate.py does)."""
+        ab = decode_logits(logits, self.hparams.decode, self.hparams.temperature, *self.hparams.ab_range)
+        return keep_hints(ab, batch["hint_ab"], batch["mask"])
 
     skip_optimizer_step = False  # set by training_step for a batch that must not change the weights
 
@@ -148,7 +151,7 @@ class ColorizationSystem(L.LightningModule):
         if not len(batch["rgb"]):  # every file of this batch failed to decode (reported by the data module)
             return None
         loss, logits, target = self.model_step(batch)
-        pred_ab = self.decode(logits)
+        pred_ab = self.predict_ab(logits, batch)
         self.log_metrics(stage, self.batch_metrics(batch, logits, target, loss, pred_ab), len(batch["rgb"]))
         return {"pred_ab": pred_ab}
 

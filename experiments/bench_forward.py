@@ -115,7 +115,7 @@ def bf16_error(system: ColorizationSystem, batch: dict) -> dict:
     """|ab| difference in LAB units between float32 and colorize's path (InferenceModel.predict: bf16, BatchNorm
     folded) after decoding."""
     system.eval()
-    reference = system.decode(system(system.batch_input(batch)))
+    reference = system.predict_ab(system(system.batch_input(batch)), batch)
     ab = system.inference_model().predict(batch["L"], batch["hint_ab"], batch["mask"]).ab
     difference = (ab - reference).abs().flatten()
     return {"mean": difference.mean().item(), "p99": difference.quantile(0.99).item(), "max": difference.max().item()}

@@ -134,7 +134,7 @@ class FewHintsValidation(L.Callback):
                 batch = {"rgb": rgb, **prepare_batch(rgb, PointHints(n_points=n, min_size=6, max_size=6), seeds)}
                 with trainer.precision_plugin.forward_context():
                     loss, logits, target = system.model_step(batch)
-                    pred_ab = system.decode(logits)
+                    pred_ab = system.predict_ab(logits, batch)
                 # the system's own val/psnr, with these hints
                 total += system.batch_metrics(batch, logits, target, loss, pred_ab)["psnr"] * len(rgb)
             system.log(f"val/psnr_{n}pts", total / len(photos))

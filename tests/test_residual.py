@@ -1,4 +1,5 @@
-"""output=residual: the network predicts the correction to the fill of the hints, not the colour itself."""
+"""What the network's output becomes: with output=residual the correction to the fill of the hints, not the colour
+itself; and every hinted pixel keeps its hint."""
 
 import pytest
 import torch
@@ -67,3 +68,25 @@ def test_a_fade_residual_system_without_correction_gives_the_faded_fill():
 def test_residual_needs_the_fill_input():
     with pytest.raises(ValueError, match="residual with input=fill"):
         ColorizationSystem({"name": "unet", "widths": [8, 16, 32, 64]}, input_encoding="paper", output="residual")
+
+
+@pytest.mark.parametrize("output", ["absolute", "residual"])
+def test_hinted_pixels_keep_their_hint_in_inference_and_in_validation(output):
+    """A network sure of one colour everywhere: the prediction is that colour except on the hinted pixels, which
+    keep their hint exactly; the system's validation colours (`predict_ab`) are the same as InferenceModel's."""
+    system = ColorizationSystem({"name": "unet", "widths": [8, 16, 32, 64]}, input_encoding="fill", output=output,
+                                decode="expectation").eval()
+    centres = bin_centers(32)
+    sure = torch.where((centres - 60).abs() < 5, 0.0, -30.0).view(1, 1, 32, 1, 1)  # bins at 56 and 64: mean 60
+    system.net.forward = lambda x: sure.expand(x.shape[0], 2, 32, *x.shape[-2:])
+    rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(4))
+    batch = prepare_batch(rgb, PointHints(n_points=5, min_size=3, max_size=3), seeds=torch.tensor([0, 1]))
+    hinted = batch["mask"].expand_as(batch["hint_ab"]) > 0
+    prediction = system.inference_model().predict(batch["L"], batch["hint_ab"], batch["mask"])
+    assert hinted.any() and (batch["hint_ab"][hinted] - 60).abs().min() > 1  # hints unlike the network's colour
+    assert torch.equal(prediction.ab[hinted], batch["hint_ab"][hinted])
+    if output == "absolute":  # elsewhere the network's colour (residual: that colour moved by the fill)
+        assert torch.allclose(prediction.ab[~hinted], torch.tensor(60.0), atol=1e-3)
+    with torch.no_grad():
+        validation_ab = system.predict_ab(system(system.batch_input(batch)), batch)
+    assert torch.allclose(validation_ab, prediction.ab, atol=1e-3)

@@ -170,6 +170,12 @@ def hint_confidence(mask: torch.Tensor, sigma: float = FADE_SIGMA) -> torch.Tens
     return torch.maximum(fine, mask.float()).clamp(max=1.0).to(mask.dtype)
 
 
+def keep_hints(ab: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The predicted ab (B, 2, H, W) with every hinted pixel set to its hint: a user's colour stays where it was
+    given, as Levin et al.'s constraints and the fills keep it (experiments/results/reference_model.md)."""
+    return torch.where(mask > 0, hint_ab.to(ab.dtype), ab)
+
+
 def fill_shift(x: torch.Tensor, output: str) -> torch.Tensor | None:
     """What the network's distribution is moved by, in ab (B, 2, H, W): the fill in its input `x` for
     output=residual (`make_input`'s input=fill, fade or edge, channels 4 and 5), None for output=absolute."""
