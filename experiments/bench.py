@@ -1,6 +1,6 @@
 """The benchmarks: the data path, device transforms, training step, inference and memory, each against a plain
 baseline measured side by side in the same run (all of them: `make bench`, written to BENCHMARKS.md with a
-description of the machine); and two stand-alone ones, GPU training and the colorize command.
+description of the machine); and stand-alone ones: GPU training, the colorize command, the edge fill's scan.
 
     python -m experiments.bench [--threads 1] [--out BENCHMARKS.md] [--dir ../shared/data/coco-mini] [--compile]
     python -m experiments.bench SECTION [same options]   one of data, transforms, training, inference, memory:
