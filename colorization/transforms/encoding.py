@@ -149,7 +149,7 @@ def edge_aware_fill(L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor, 
     fallback = propagate_hints(hints / weight.clamp_min(1e-6), weight)
     fill = (smoothed[:, :2] + reach * fallback) / (smoothed[:, 2:] + reach)
     fill = F.interpolate(fill, size=L.shape[-2:], mode="bilinear", align_corners=False)
-    return torch.where(mask > 0, hint_ab.float(), fill).to(hint_ab.dtype)
+    return keep_hints(fill, hint_ab, mask).to(hint_ab.dtype)
 
 
 FADE_SIGMA = 96.0  # pixels: a hint's own colour reaches about a photo's half width at 256 px and fades beyond
