@@ -80,9 +80,10 @@ def test_sigterm_while_writing_leaves_no_partial_file_and_sigkill_leftovers_are_
 
 
 def test_the_command_line_and_the_app_import_neither_lightning_nor_fiftyone():
-    """Nor Kornia: inference uses the project's own LAB conversions, and importing it costs start-up time."""
+    """Nor Kornia or OpenCV: inference uses the project's own LAB conversions, and importing either costs start-up
+    time."""
     code = ("import sys\nfrom colorization.cli import app, colorize\nfrom colorization.inference import Colorizer\n"
-            "print(sorted(m for m in ('lightning', 'fiftyone', 'torchmetrics', 'kornia') if m in sys.modules))")
+            "print(sorted(m for m in ('lightning', 'fiftyone', 'torchmetrics', 'kornia', 'cv2') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.stdout.strip() == "[]", result.stderr[-2000:]
 
