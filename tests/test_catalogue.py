@@ -181,3 +181,17 @@ def test_the_paper_tables_use_the_papers_filter_and_plain_runs_the_chroma_rule()
                 cfg = compose("train", overrides=[f"experiment={experiment}", f"data={data}"])
                 assert cfg.data.gray_filter == "paper", (experiment, data)
         assert compose("train").data.gray_filter == "chroma"
+
+
+def test_the_bundled_mongodb_warning_is_silenced_and_other_database_warnings_are_not(caplog):
+    """FiftyOne's warning that MongoDB 6 (what `make setup` installs) is the oldest it supports is dropped; the
+    message is still FiftyOne's own wording, and the database's other warnings still reach the user."""
+    import inspect
+
+    import fiftyone.core.odm.database as database
+
+    assert catalogue.OLDEST_MONGODB in inspect.getsource(database)
+    with caplog.at_level(logging.WARNING, logger=database.logger.name):
+        database.logger.warning(catalogue.OLDEST_MONGODB + ". Please refer to https://deprecation.voxel51.com")
+        database.logger.warning("the database is unreachable")
+    assert [record.getMessage() for record in caplog.records] == ["the database is unreachable"]

