@@ -31,6 +31,7 @@ from colorization.transforms import (
     bins,
     colourfulness,
     edge_aware_fill,
+    levin_fill,
     merge_l_ab,
     prepare_batch,
     propagate_hints,
@@ -68,7 +69,8 @@ def fill_hints(L: torch.Tensor, hint_ab: torch.Tensor, mask: torch.Tensor) -> to
     return propagate_hints(hint_ab, mask)
 
 
-METHODS = {"model": None, **BASELINES, "nearest": nearest_hint, "fill": fill_hints, "edge": edge_aware_fill}
+METHODS = {"model": None, **BASELINES, "nearest": nearest_hint, "fill": fill_hints, "edge": edge_aware_fill,
+           "levin_fill": levin_fill}
 
 
 EVAL_PATCH = 6  # Zhang et al. 2017's evaluation (test_sweep.py): every point a 6x6 patch

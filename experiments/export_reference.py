@@ -1,6 +1,6 @@
 """Ship a trained checkpoint as the package's reference model: float16 weights + its SHA-256.
 
-    python -m experiments.export_reference CKPT [CKPT ...] [--image-size 192]
+    python -m experiments.export_reference CKPT [CKPT ...] [--image-size 192] [--decode D] [--input I]
 
 Writes colorization/weights/reference.pt (hyper-parameters, the state dict in float16, the training size; loads
 with torch.load(weights_only=True)) and records its SHA-256 in colorization/weights/__init__.py. Several
@@ -17,6 +17,7 @@ import torch
 
 from colorization import weights
 from colorization.system import load_system
+from colorization.transforms.encoding import INPUTS
 
 
 def averaged_system(paths: list[str]):
@@ -41,6 +42,9 @@ def main():
                         help="the size colorize and the app run it at (192: as good as 256 on whole photos, faster)")
     parser.add_argument("--decode", choices=["annealed_mean", "expectation", "argmax"],
                         help="the decoding the shipped model uses (default: the checkpoint's)")
+    parser.add_argument("--input", choices=[name for name, n in INPUTS.items() if n == INPUTS["edge"]],
+                        help="the input encoding the shipped model uses (default: the checkpoint's): version 7 is "
+                        "version 6, trained on input=edge, given input=levin's better fill in the same channels")
     parser.add_argument("--out", help="write the float16 file here instead of shipping it (no checksum recorded)")
     args = parser.parse_args()
 
@@ -50,6 +54,11 @@ def main():
         parser.exit(2, f"error: {error}\n")
     if args.decode:
         system.hparams.decode = args.decode
+    if args.input:
+        if INPUTS[args.input] != INPUTS[system.hparams.input_encoding]:
+            parser.exit(2, f"error: --input {args.input}: the network takes input={system.hparams.input_encoding}'s "
+                        f"{INPUTS[system.hparams.input_encoding]} channels\n")
+        system.hparams.input_encoding = args.input
     state = {k: v.half() if v.is_floating_point() else v for k, v in system.state_dict().items()}
     payload = {"hyper_parameters": dict(system.hparams), "state_dict": state,
                "datamodule_hyper_parameters": {"image_size": args.image_size}}

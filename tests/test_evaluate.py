@@ -125,7 +125,7 @@ def test_evaluate_py_on_cbsd68_writes_every_file_and_the_fiftyone_dataset(shared
     assert str(out) in result.stdout and "fiftyone app launch test-eval" in result.stdout
 
     report = json.loads((out / "report.json").read_text())
-    assert list(report) == ["model", "gray", "levin", "nearest", "fill", "edge"]
+    assert list(report) == ["model", "gray", "levin", "nearest", "fill", "edge", "levin_fill"]
     for method, by_setting in report.items():
         assert list(by_setting) == list(SETTINGS)
         for metrics in by_setting.values():

@@ -29,7 +29,7 @@ def corrupt_weights(tmp_path, monkeypatch):
 
 def test_shipped_weights_match_their_checksum_and_load():
     system = load_system()  # no path: the reference model
-    assert (system.hparams.input_encoding, system.hparams.output) == ("edge", "residual")
+    assert (system.hparams.input_encoding, system.hparams.output) == ("levin", "residual")
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in system.parameters())
 
 
@@ -73,7 +73,7 @@ def test_quickstart_fine_tunes_the_reference_into_a_model_that_beats_gray_and_fo
                     "trainer.max_epochs=2", "test=false")
     result = train(cfg)
     model = load_model(result["best_checkpoint"])
-    assert model.input_encoding == "edge" and model.image_size == 128
+    assert model.input_encoding == "levin" and model.image_size == 128
     datamodule = ColorizationDataModule(source="sample", image_size=128, cache_dir=str(tmp_path / "cache"))
     test_photos = datamodule.resolve_files()["test"]
     rows = evaluation.evaluate(model, ["model", "gray"], ["paper", "points_0", "points_100"], test_photos,

@@ -183,7 +183,7 @@ def test_paper_recipe_is_one_switch_away(tmp_path, cfg_train):
     """The defaults are this project's recipe; recipe=paper and the paper's table experiments restore the paper's."""
     ours = cfg_train()
     assert (ours.input, ours.output, ours.loss.uniform_mix, ours.loss.regression, ours.optimizer.lr) == (
-        "edge", "residual", 0.5, 10.0, 1e-3)
+        "levin", "residual", 0.5, 10.0, 1e-3)
     assert ours.hints._target_.endswith("PointHints")
     for overrides in (["recipe=paper"], ["experiment=paper_table1"], ["experiment=paper_table2"]):
         paper = cfg_train(*overrides)

@@ -20,6 +20,7 @@ from colorization.transforms import (
     encoding,
     fixed_hints,
     hint_confidence,
+    levin_fill,
     make_input,
     prepare_batch,
     propagate_hints,
@@ -195,6 +196,43 @@ def test_the_edge_aware_fill_stops_at_edges_where_push_pull_crosses_them():
     assert edge_aware_fill(L, hint_ab, torch.zeros_like(mask)).abs().max() == 0  # no hints: gray
     x = make_input(L, hint_ab, mask, "edge")
     assert x.shape == (1, 7, 64, 64) and torch.equal(x[:, 6:], make_input(L, hint_ab, mask, "fade")[:, 6:])
+
+
+def _chelsea(height: int, width: int) -> torch.Tensor:
+    from PIL import Image
+
+    from colorization.data.catalogue import sample_photo_paths
+
+    path = next(p for p in sample_photo_paths() if p.endswith("chelsea.png"))
+    rgb = np.array(Image.open(path).convert("RGB").resize((width, height)))
+    return rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None].contiguous())
+
+
+def test_levin_fill_solves_levins_system_exactly_on_small_photos_and_nearly_on_larger_ones():
+    """input=levin's fill: on a photo no larger than its coarsest level it is baselines.levin's exact solution; on a
+    larger one, coarse to fine, it stays near that solution (far nearer than the edge fill); hints keep their colour,
+    no hints give gray, and each photo of a batch is filled as if alone."""
+    from colorization.baselines import levin
+
+    lab = _chelsea(64, 96)
+    L, ab = lab[:, :1], lab[:, 1:]
+    mask = (torch.rand(1, 1, 64, 96, generator=torch.Generator().manual_seed(0)) < 0.01).float()
+    mask[..., 3, 4] = 1.0
+    hint_ab = ab * mask
+    small = (..., slice(0, 12), slice(0, 15))
+    exact_small = levin(L[small], hint_ab[small], mask[small])
+    assert exact_small.abs().max() > 1 and torch.allclose(levin_fill(L[small], hint_ab[small], mask[small]),
+                                                          exact_small, atol=1e-3)
+    fill, exact = levin_fill(L, hint_ab, mask), levin(L, hint_ab, mask)
+    assert (fill - exact).abs().mean() < 0.6 < (edge_aware_fill(L, hint_ab, mask) - exact).abs().mean() / 2
+    assert torch.equal(fill * mask, hint_ab * mask)
+    assert levin_fill(L, hint_ab, torch.zeros_like(mask)).abs().max() == 0
+    flipped = levin_fill(L.flip(-1), hint_ab.flip(-1), mask.flip(-1))
+    both = levin_fill(torch.cat([L, L.flip(-1)]), torch.cat([hint_ab, hint_ab.flip(-1)]),
+                      torch.cat([mask, mask.flip(-1)]))
+    assert torch.allclose(both, torch.cat([fill, flipped]), atol=1e-4)
+    x = make_input(L, hint_ab, mask, "levin")
+    assert x.shape == (1, 7, 64, 96) and torch.equal(x[:, 6:], make_input(L, hint_ab, mask, "edge")[:, 6:])
 
 
 def test_fixed_hints_depend_only_on_the_seed():

@@ -32,44 +32,20 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
 
-# Window variance -> 2 σ_r^2 (reference code's `csig = c_var * 0.6`).
-VARIANCE_SCALE = 0.6
-# Most similar neighbour keeps at least this weight relative to the centre.
-MIN_RELATIVE_WEIGHT = 0.01
-# Absolute floor on 2 σ_r^2, in (L/100)^2 units (reference code's 0.000002).
-MIN_TWO_SIGMA_SQ = 2e-6
-
-# The 8 neighbours of the 3x3 window.
-_OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+from colorization.transforms.encoding import NEIGHBOURS_3X3, levin_weights
 
 
-def _affinity(Y: np.ndarray) -> sp.csr_matrix:
-    """Row-normalised 3x3 affinity matrix W (N x N, N = H*W) of intensity Y (H, W)."""
-    H, W = Y.shape
-    # Shifted copies of Y, one per neighbour offset, and whether that neighbour
-    # lies inside the image (the window is clipped at the border).
-    Yp = np.pad(Y, 1, mode="edge")
+def _affinity(L: np.ndarray) -> sp.csr_matrix:
+    """Row-normalised 3x3 affinity matrix W (N x N, N = H*W) of lightness L (H, W), 0..100: the weights of
+    `levin_weights` (shared with input=levin's approximate solve), as a sparse matrix."""
+    H, W = L.shape
+    w = levin_weights(torch.from_numpy(L)[None, None])[:, 0, 0].numpy()  # (8, H, W), 0 outside the photo
     inside = np.pad(np.ones((H, W), dtype=bool), 1)
-    nb = np.stack([Yp[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W] for dy, dx in _OFFSETS])
-    valid = np.stack([inside[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W] for dy, dx in _OFFSETS])
-
-    # Window statistics over the valid neighbours plus the centre pixel.
-    count = 1 + valid.sum(0)
-    mean = (Y + np.where(valid, nb, 0.0).sum(0)) / count
-    var = ((Y - mean) ** 2 + np.where(valid, (nb - mean) ** 2, 0.0).sum(0)) / count
-
-    d2 = (nb - Y) ** 2
-    min_d2 = np.where(valid, d2, np.inf).min(0)
-    two_sigma_sq = np.maximum(VARIANCE_SCALE * var, min_d2 / -np.log(MIN_RELATIVE_WEIGHT))
-    two_sigma_sq = np.maximum(two_sigma_sq, MIN_TWO_SIGMA_SQ)
-
-    w = np.where(valid, np.exp(-d2 / two_sigma_sq), 0.0)
-    w /= w.sum(0)
-
+    valid = np.stack([inside[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W] for dy, dx in NEIGHBOURS_3X3])
     # Sparse triplets: row = pixel, column = its neighbour, for valid pairs only.
     idx = np.arange(H * W).reshape(H, W)
     idxp = np.pad(idx, 1)  # padded entries are never used (valid is False there)
-    cols = np.stack([idxp[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W] for dy, dx in _OFFSETS])
+    cols = np.stack([idxp[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W] for dy, dx in NEIGHBOURS_3X3])
     rows = np.broadcast_to(idx, cols.shape)
     return sp.csr_matrix((w[valid], (rows[valid], cols[valid])), shape=(H * W, H * W))
 
@@ -104,7 +80,7 @@ def levin_colorize(L: np.ndarray, hint_ab: np.ndarray, mask: np.ndarray) -> np.n
 
     known = mask.ravel()
     unknown = ~known
-    Wm = _affinity(L / 100.0)
+    Wm = _affinity(L)
     # (I - W) u = 0 on unknown rows, with known u moved to the right-hand side:
     #   (I - W_uu) u_u = W_uk u_k.
     # Every weight is > 0 (see the floors above), so the 8-connected graph is

@@ -7,7 +7,7 @@ from importlib.resources import files
 REFERENCE = "reference"
 REFERENCE_FILE = "reference.pt"  # float16 weights, loadable with torch.load(weights_only=True)
 # set by experiments/export_reference.py
-REFERENCE_SHA256 = "410586c8826b8683bb4bd977e7f96fb47ab0bfe28cf4fb5b5ba0b63c74ff50d3"
+REFERENCE_SHA256 = "4d80c3eacebc91c3b37877c1563fc2e2813a782ab5ea47bc87370f0ef07167c7"
 
 
 class WeightsError(ValueError):
