@@ -138,7 +138,7 @@ def test_evaluate_py_on_cbsd68_writes_every_file_and_the_fiftyone_dataset(shared
 
     with open(out / "per_image.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 3 * 6 * len(SETTINGS) and len({row["image"] for row in rows}) == 3
+    assert len(rows) == 3 * 7 * len(SETTINGS) and len({row["image"] for row in rows}) == 3
     model_paper = [float(r["psnr"]) for r in rows if r["method"] == "model" and r["setting"] == "paper"]
     assert np.mean(model_paper) == pytest.approx(report["model"]["paper"]["psnr"], rel=1e-6)
     summary = (out / "summary.md").read_text()
