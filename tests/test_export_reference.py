@@ -42,3 +42,27 @@ def test_checkpoints_of_another_recipe_are_a_one_line_error(tiny_checkpoint, tmp
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and "other.ckpt" in error and "recipe" in error
     assert not (tmp_path / "soup.pt").exists()
+
+
+def test_input_gives_the_same_weights_another_fill_of_the_same_channels(tiny_checkpoint, tmp_path, monkeypatch,
+                                                                        capsys):
+    """How version 7 was made: version 6's weights, trained on input=edge, given input=levin's fill in the same
+    channels. A network that takes another number of channels is refused in one line."""
+    edge = shifted_copy(tiny_checkpoint, tmp_path / "edge.ckpt", 0.0, input_encoding="edge")
+    export(monkeypatch, edge, "--out", tmp_path / "levin.pt", "--input", "levin")
+    before = torch.load(edge, map_location="cpu", weights_only=False)
+    after = torch.load(tmp_path / "levin.pt", weights_only=True)
+    assert (before["hyper_parameters"]["input_encoding"], after["hyper_parameters"]["input_encoding"]) == (
+        "edge", "levin")
+    assert all(torch.equal(value, before["state_dict"][key].half() if value.is_floating_point()
+                           else before["state_dict"][key]) for key, value in after["state_dict"].items())
+
+    fill = torch.load(tiny_checkpoint, map_location="cpu", weights_only=False)  # 6 input channels, not 7
+    fill["hyper_parameters"] = {**fill["hyper_parameters"], "input_encoding": "fill"}
+    fill["state_dict"] = {k: v[:, :6] if v.dim() == 4 and v.shape[1] == 7 else v for k, v in fill["state_dict"].items()}
+    torch.save(fill, tmp_path / "fill.ckpt")
+    with pytest.raises(SystemExit) as done:
+        export(monkeypatch, tmp_path / "fill.ckpt", "--out", tmp_path / "fill.pt", "--input", "levin")
+    error = capsys.readouterr().err.strip()
+    assert done.value.code == 2 and "\n" not in error and "--input levin" in error and "6 channels" in error
+    assert not (tmp_path / "fill.pt").exists()
