@@ -40,11 +40,10 @@ def _affinity(L: np.ndarray) -> sp.csr_matrix:
     `levin_weights` (shared with input=levin's approximate solve), as a sparse matrix."""
     H, W = L.shape
     w = levin_weights(torch.from_numpy(L)[None, None])[:, 0, 0].numpy()  # (8, H, W), 0 outside the photo
-    inside = np.pad(np.ones((H, W), dtype=bool), 1)
-    valid = np.stack([inside[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W] for dy, dx in NEIGHBOURS_3X3])
-    # Sparse triplets: row = pixel, column = its neighbour, for valid pairs only.
+    valid = w > 0
+    # Sparse triplets: row = pixel, column = its neighbour, for the pairs with a weight.
     idx = np.arange(H * W).reshape(H, W)
-    idxp = np.pad(idx, 1)  # padded entries are never used (valid is False there)
+    idxp = np.pad(idx, 1)  # padded entries are never used (their weight is 0)
     cols = np.stack([idxp[1 + dy : 1 + dy + H, 1 + dx : 1 + dx + W] for dy, dx in NEIGHBOURS_3X3])
     rows = np.broadcast_to(idx, cols.shape)
     return sp.csr_matrix((w[valid], (rows[valid], cols[valid])), shape=(H * W, H * W))
